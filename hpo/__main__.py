@@ -1,0 +1,5 @@
+"""``python -m hpo`` runs the command line."""
+
+from hpo.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The ``hpo`` command line: parses arguments and prints; the work lives in library modules."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from hpo import __version__
+from hpo.exceptions import HPOError
+
+__all__ = ["main"]
+
+# Subcommand name -> "module:attribute"; modules are imported only when their command runs,
+# so `hpo --help` and `hpo data check` do not pay for importing torch and optuna.
+_COMMANDS = {
+    "run": "hpo.cli.run:run",
+    "train": "hpo.cli.train:train",
+    "export": "hpo.cli.export:export",
+    "predict": "hpo.cli.predict:predict",
+    "score": "hpo.cli.score:score",
+    "dashboard": "hpo.cli.dashboard:dashboard",
+    "studies": "hpo.cli.studies:studies",
+    "data": "hpo.cli.data:data",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpo")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Hyperparameter optimization for image classifiers (Optuna + PyTorch)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user errors print one line and exit 2, other failures exit 1."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="hpo", standalone_mode=False)
+    except HPOError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                   err=True)
+        sys.exit(1)

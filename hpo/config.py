@@ -1,0 +1,342 @@
+"""Config at the boundary: YAML files and ``--set`` overrides into validated, frozen objects.
+
+``TrainConfig`` is the one config type from tuning to final training: a trial's sampled values
+become one, ``hpo export`` writes one, ``hpo train`` reads one. Its YAML form has the sections
+``data`` and ``train`` (plus ``provenance`` when exported), so every setting has the same dotted
+path (``train.optimizer.lr``) in a study file, a ``--set`` override and an exported config.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from hpo.exceptions import ConfigError
+
+__all__ = [
+    "AugmentConfig",
+    "Component",
+    "DataConfig",
+    "KFoldConfig",
+    "LossSpec",
+    "ModelSpec",
+    "OptimizerSpec",
+    "SchedulerSpec",
+    "TrainConfig",
+    "TrainSettings",
+    "apply_overrides",
+    "dump_yaml",
+    "format_validation_error",
+    "load_train_config",
+    "load_yaml",
+    "parse_overrides",
+    "train_config_from_dict",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _registry(kind: str) -> Any:
+    # Imported lazily: the registries import torch, and hpo.train imports this module.
+    if kind == "model":
+        from hpo.train.models import MODELS
+
+        return MODELS
+    if kind == "loss":
+        from hpo.train.losses import LOSSES
+
+        return LOSSES
+    if kind == "optimizer":
+        from hpo.train.optim import OPTIMIZERS
+
+        return OPTIMIZERS
+    from hpo.train.optim import SCHEDULERS
+
+    return SCHEDULERS
+
+
+class Component(_Strict):
+    """A registry entry chosen by name with its parameters, written flat in YAML.
+
+    ``{name: focal, gamma: 2.0}`` validates ``gamma`` against the signature of the registered
+    ``focal`` factory; missing parameters get the factory's defaults.
+    """
+
+    kind: ClassVar[str] = ""
+    name: str
+    params: Mapping[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_flat(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a mapping with 'name' or a {cls.kind} name")
+        if isinstance(data.get("params"), Mapping) and set(data) <= {"name", "params"}:
+            return data
+        own = set(cls.model_fields) - {"params"}
+        out = {k: v for k, v in data.items() if k in own}
+        out["params"] = {k: v for k, v in data.items() if k not in own}
+        return out
+
+    @model_validator(mode="after")
+    def _validate_params(self) -> Component:
+        registry = _registry(self.kind)
+        try:
+            params = registry.validate(self.name, self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "params", params)
+        return self
+
+    @model_serializer(mode="plain")
+    def _flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for key in type(self).model_fields:
+            if key not in ("name", "params"):
+                value = getattr(self, key)
+                out[key] = str(value) if isinstance(value, Path) else value
+        out.update(self.params)
+        return out
+
+
+class ModelSpec(Component):
+    """The network: a registered model name, its parameters, optional local weights."""
+
+    kind: ClassVar[str] = "model"
+    weights: Path | None = None
+    """Local path of a state dict (e.g. ImageNet weights) loaded before the head is resized."""
+    freeze_backbone_epochs: int = Field(0, ge=0)
+    """Train only the classifier head for this many first epochs."""
+
+
+class OptimizerSpec(Component):
+    kind: ClassVar[str] = "optimizer"
+
+
+class SchedulerSpec(Component):
+    kind: ClassVar[str] = "scheduler"
+    warmup_epochs: int = Field(0, ge=0)
+    """Linear warm-up from 1 % of the learning rate over this many first epochs."""
+
+
+class LossSpec(Component):
+    kind: ClassVar[str] = "loss"
+
+
+class KFoldConfig(_Strict):
+    """Person-grouped, stratified K-fold."""
+
+    n_splits: int = Field(5, ge=2)
+    folds: int | Literal["all"] = 1
+    """How many of the ``n_splits`` folds to train (1..n_splits or ``all``)."""
+
+    @model_validator(mode="after")
+    def _check_folds(self) -> KFoldConfig:
+        if self.folds != "all" and not 1 <= self.folds <= self.n_splits:
+            raise ValueError(
+                f"folds must be between 1 and n_splits={self.n_splits} or 'all', got {self.folds}"
+            )
+        return self
+
+    @property
+    def fold_count(self) -> int:
+        return self.n_splits if self.folds == "all" else self.folds
+
+
+class AugmentConfig(_Strict):
+    """Batch augmentation applied to training images (on the device that trains)."""
+
+    hflip: bool = True
+    crop_scale: float = Field(0.9, gt=0.0, le=1.0)
+    """Random crops keep at least this fraction of each side (1.0 disables cropping)."""
+    color_jitter: float = Field(0.1, ge=0.0, le=1.0)
+    """Strength of random brightness/contrast/saturation changes (0 disables)."""
+    mixup_alpha: float = Field(0.0, ge=0.0)
+    cutmix_alpha: float = Field(0.0, ge=0.0)
+
+
+class DataConfig(_Strict):
+    """Where the images are and how they are read."""
+
+    format: Literal["mask", "folder"] = "mask"
+    root: Path = Path("data/mask")
+    image_size: tuple[int, int] = (128, 96)
+    """Height and width the images are resized to (once, into the decoded-image cache)."""
+    corrections: Path | None = None
+    """Optional CSV of label corrections (folder or id, field, value), applied at load time."""
+    skip_bad_files: bool = False
+    """Skip (and list) images that fail to decode instead of stopping."""
+    cache_dir: Path | None = None
+    """Decoded-image cache; default ``~/.cache/hpo`` (or ``$HPO_CACHE_DIR``)."""
+
+    @model_validator(mode="after")
+    def _check_size(self) -> DataConfig:
+        if min(self.image_size) < 8:
+            raise ValueError(f"image_size must be at least [8, 8], got {list(self.image_size)}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _plain(self, handler: Any) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in out.items()}
+
+
+class TrainSettings(_Strict):
+    """How one model is trained: every key is settable in a study file's ``train`` section."""
+
+    model: ModelSpec = ModelSpec(name="small_cnn")
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(64, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    optimizer: OptimizerSpec = OptimizerSpec(name="adamw")
+    scheduler: SchedulerSpec = SchedulerSpec(name="cosine")
+    loss: LossSpec = LossSpec(name="cross_entropy")
+    kfold: KFoldConfig = KFoldConfig()
+    augment: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    amp: bool = True
+    """Mixed precision (bfloat16/float16 autocast); used on CUDA only."""
+    channels_last: bool = True
+    """channels_last memory format; used on CUDA only."""
+
+
+class TrainConfig(_Strict):
+    """A complete training run: data plus training settings, with provenance when exported."""
+
+    data: DataConfig = DataConfig()
+    train: TrainSettings = TrainSettings()
+    provenance: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        if out.get("provenance") is None:
+            out.pop("provenance", None)
+        return out
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_yaml(self.to_dict()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides and error formatting
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file (and line for syntax errors)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=None, width=99)
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
+    """Parse ``KEY=VALUE`` strings; values are YAML (``[64,48]``, ``3``, ``null``)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+        out.append((key.strip(), parsed))
+    return out
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Return a deep copy of ``raw`` with each dotted ``key`` set to ``value`` (later wins)."""
+    out: dict[str, Any] = copy.deepcopy(dict(raw))
+    for key, value in overrides:
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if isinstance(child, str) and part in ("model", "optimizer", "scheduler", "loss"):
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a section")
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def format_validation_error(exc: pydantic.ValidationError, source: str) -> str:
+    """One line naming the file, the dotted key and what was wrong."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        parent_fields = _known_fields(exc.title, err["loc"])
+        known = f"; known keys: {', '.join(parent_fields)}" if parent_fields else ""
+        return f"{source}: unknown key {loc!r}{known}"
+    if err["type"] == "missing":
+        return f"{source}: missing key {loc!r}"
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return f"{source}: {loc}: {msg}{shown}"
+
+
+def _known_fields(title: str, loc: tuple[Any, ...]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"TrainConfig": TrainConfig}
+    model: type[BaseModel] | None = models.get(title)
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return []
+    return [k for k in model.model_fields if k != "params"]
+
+
+def train_config_from_dict(raw: Mapping[str, Any], source: str) -> TrainConfig:
+    """Validate a TrainConfig mapping; ``source`` (a file name) is named in errors."""
+    try:
+        return TrainConfig.model_validate(dict(raw))
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_train_config(path: Path, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Load an exported training config or a study file (its fixed ``data``/``train`` settings).
+
+    Args:
+        path: YAML file.
+        overrides: ``KEY=VALUE`` strings applied before validation.
+    """
+    raw = load_yaml(path)
+    if "study" in raw or "search_space" in raw:
+        raw = {k: v for k, v in raw.items() if k in ("data", "train")}
+    raw = apply_overrides(raw, parse_overrides(overrides))
+    return train_config_from_dict(raw, str(path))
