@@ -340,3 +340,103 @@ def load_train_config(path: Path, overrides: Iterable[str] = ()) -> TrainConfig:
         raw = {k: v for k, v in raw.items() if k in ("data", "train")}
     raw = apply_overrides(raw, parse_overrides(overrides))
     return train_config_from_dict(raw, str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Study files
+
+
+class StudySettings(_Strict):
+    """How a study runs (the ``study`` section of a study file)."""
+
+    direction: Literal["maximize", "minimize"] = "maximize"
+    storage: str | None = None
+    """SQLAlchemy URL; null means ``sqlite:///<study file dir>/<name>.db``."""
+    sampler: Mapping[str, Any] = Field(default_factory=lambda: {"name": "tpe"})
+    pruner: Mapping[str, Any] = Field(default_factory=lambda: {"name": "median"})
+    heartbeat_interval: int = Field(60, ge=1)
+    """Seconds between a running trial's heartbeats; a silent trial is failed and retried."""
+    grace_period: int | None = Field(None, ge=1)
+    """Seconds without a heartbeat before a trial counts as stale (default 2x the interval)."""
+    max_retry: int = Field(2, ge=0)
+    """How often a trial whose worker died is re-queued with the same parameters."""
+    max_consecutive_failures: int = Field(5, ge=1)
+    """A worker stops after this many failed trials in a row (a broken study, not a bad config)."""
+
+
+class StudySpec(_Strict):
+    """A validated study file: how it runs, fixed settings and the search space."""
+
+    name: str
+    path: Path | None = None
+    study: StudySettings = StudySettings()
+    data: Mapping[str, Any] = Field(default_factory=dict)
+    train: Mapping[str, Any] = Field(default_factory=dict)
+    search_space: Mapping[str, Any] = Field(default_factory=dict)
+
+    def base_config(self) -> TrainConfig:
+        """The fixed settings as a TrainConfig (searched keys keep their fixed defaults)."""
+        source = str(self.path) if self.path else self.name
+        return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
+
+    def fixed_dict(self) -> dict[str, Any]:
+        return {"data": copy.deepcopy(dict(self.data)), "train": copy.deepcopy(dict(self.train))}
+
+
+_STUDY_SECTIONS = ("study", "data", "train", "search_space")
+
+
+def load_study_spec(
+    path: Path, *, name: str | None = None, overrides: Iterable[str] = ()
+) -> StudySpec:
+    """Load and validate a study file, applying ``--set`` overrides.
+
+    An override of a fixed setting replaces it; an override of a searched key pins it: the key
+    leaves the search space for this run (and so becomes part of the study's fingerprint).
+    """
+    from hpo.space import parse_space
+
+    raw = load_yaml(path)
+    unknown = sorted(set(raw) - set(_STUDY_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section {unknown[0]!r}; known sections: {', '.join(_STUDY_SECTIONS)}"
+        )
+    for section in _STUDY_SECTIONS:
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping")
+    space = dict(raw.get("search_space") or {})
+    parsed = parse_overrides(overrides)
+    for key, _ in parsed:
+        space.pop(key, None)
+        if not key.startswith(("study.", "data.", "train.")):
+            raise ConfigError(
+                f"--set {key}: keys start with study., data. or train. (e.g. train.epochs=3)"
+            )
+    raw = apply_overrides({k: raw.get(k) or {} for k in ("study", "data", "train")}, parsed)
+    try:
+        settings = StudySettings.model_validate(raw["study"])
+    except pydantic.ValidationError as exc:
+        msg = format_validation_error(exc, str(path))
+        raise ConfigError(msg.replace(f"{path}: ", f"{path}: study.", 1)) from None
+    spec = StudySpec(
+        name=name or path.stem,
+        path=path,
+        study=settings,
+        data=raw["data"],
+        train=raw["train"],
+        search_space=space,
+    )
+    base = spec.base_config()  # fixed settings must be valid on their own
+    parse_space(space, base=spec.fixed_dict(), source=str(path))
+    from hpo.study import PRUNERS, SAMPLERS
+
+    for kind, registry in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        entry = dict(getattr(settings, kind))
+        entry_name = entry.pop("name", None)
+        if not isinstance(entry_name, str):
+            raise ConfigError(f"{path}: study.{kind}.name is required; known: "
+                              f"{', '.join(registry.names())}")
+        registry.validate(entry_name, entry, where=f"{path}: study.{kind}")
+    del base
+    return spec

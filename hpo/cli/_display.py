@@ -1,0 +1,59 @@
+"""Shared terminal rendering of trials and studies (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+__all__ = ["format_params", "format_trial", "trial_table"]
+
+
+def _short(name: str) -> str:
+    return name.removeprefix("train.").removeprefix("data.")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{_short(k)}={_value(v)}" for k, v in params.items())
+
+
+def format_trial(trial: FrozenTrial) -> str:
+    """One line: number, outcome, key parameters, seconds."""
+    seconds = trial.user_attrs.get("seconds")
+    took = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+    if trial.state == TrialState.COMPLETE:
+        outcome = f"[green]complete[/] {trial.value:.4f}"
+    elif trial.state == TrialState.PRUNED:
+        step = trial.last_step
+        last = trial.intermediate_values.get(step) if step is not None else None
+        at = f" at step {step}" if step is not None else ""
+        score = f" ({last:.4f})" if last is not None else ""
+        outcome = f"[yellow]pruned[/]{at}{score}"
+    else:
+        reason = trial.user_attrs.get("fail_reason", "")
+        outcome = f"[red]{trial.state.name.lower()}[/] {reason}"
+    return f"trial {trial.number:>3}  {outcome}  [dim]{format_params(trial.params)}[/]  {took}"
+
+
+def trial_table(trials: list[FrozenTrial], *, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column("value", justify="right")
+    table.add_column("folds")
+    table.add_column("parameters")
+    for trial in trials:
+        folds = trial.user_attrs.get("fold_scores") or []
+        table.add_row(
+            str(trial.number),
+            f"{trial.value:.4f}" if trial.value is not None else "-",
+            " ".join(f"{v:.3f}" for v in folds),
+            format_params(trial.params),
+        )
+    return table

@@ -1,0 +1,248 @@
+"""The declarative search space: dotted config paths mapped to Optuna distributions.
+
+A study file's ``search_space`` maps dotted paths of the fixed settings to one of::
+
+    {float: [low, high], log: false, step: null}     # trial.suggest_float
+    {int: [low, high], log: false, step: 1}          # trial.suggest_int
+    {choice: [a, b, c]}                              # trial.suggest_categorical
+    {choice: {branch: {param: value-or-spec, ...}}}  # conditional: a component and its parameters
+
+A conditional choice sets the component at that path to ``{name: branch, **params}``; the
+branch's parameters are suggested only when the branch is chosen, under the Optuna parameter
+name ``<path>[<branch>].<param>`` (e.g. ``train.scheduler[step].gamma``), so a parameter of one
+branch never shares a distribution with a namesake of another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hpo.config import apply_overrides, train_config_from_dict
+from hpo.exceptions import ConfigError
+
+__all__ = ["Choice", "Conditional", "FloatParam", "IntParam", "Param", "Space", "parse_space"]
+
+
+class _Suggester(Protocol):
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int: ...
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def suggest(self, trial: _Suggester, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    def extremes(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class IntParam:
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    def suggest(self, trial: _Suggester, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+    def extremes(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[Any, ...]
+
+    def suggest(self, trial: _Suggester, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.choices))
+
+    def extremes(self) -> list[Any]:
+        return list(self.choices)
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """A component chosen by name, each branch with its own (fixed or searched) parameters."""
+
+    branches: Mapping[str, Mapping[str, Any]]
+
+    def suggest(self, trial: _Suggester, name: str) -> dict[str, Any]:
+        branch = trial.suggest_categorical(name, list(self.branches))
+        value: dict[str, Any] = {"name": branch}
+        for key, spec in self.branches[branch].items():
+            if isinstance(spec, (FloatParam, IntParam, Choice)):
+                value[key] = spec.suggest(trial, f"{name}[{branch}].{key}")
+            else:
+                value[key] = spec
+        return value
+
+    def extremes(self) -> list[Any]:
+        out = []
+        for branch, params in self.branches.items():
+            for pick in (0, -1):
+                value: dict[str, Any] = {"name": branch}
+                for key, spec in params.items():
+                    if isinstance(spec, (FloatParam, IntParam, Choice)):
+                        value[key] = spec.extremes()[pick]
+                    else:
+                        value[key] = spec
+                out.append(value)
+        return out
+
+
+Param = FloatParam | IntParam | Choice | Conditional
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed search space: dotted path -> parameter, in file order."""
+
+    params: Mapping[str, Param] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def sample(self, trial: _Suggester) -> dict[str, Any]:
+        """Suggest every parameter; returns dotted path -> value (components as mappings)."""
+        return {path: param.suggest(trial, path) for path, param in self.params.items()}
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.raw, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def grid(self) -> dict[str, list[Any]]:
+        """The grid of a space without continuous or conditional parameters (grid sampler)."""
+        out: dict[str, list[Any]] = {}
+        for path, param in self.params.items():
+            if isinstance(param, Choice):
+                out[path] = list(param.choices)
+            elif isinstance(param, IntParam) and not param.log:
+                out[path] = list(range(param.low, param.high + 1, param.step))
+            else:
+                raise ConfigError(
+                    f"search_space.{path}: the grid sampler takes only 'choice' and linear 'int' "
+                    "parameters; use tpe, random or cmaes for this space"
+                )
+        return out
+
+
+_KINDS = ("float", "int", "choice")
+_OPTIONS = {"float": {"log", "step"}, "int": {"log", "step"}, "choice": set()}
+
+
+def _is_spec(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(set(value) & set(_KINDS)) == 1
+
+
+def _parse_param(where: str, spec: Any, *, allow_conditional: bool) -> Param:
+    if not isinstance(spec, Mapping) or not set(spec) & set(_KINDS):
+        raise ConfigError(
+            f"{where}: expected one of {{float: [low, high]}}, {{int: [low, high]}} or "
+            f"{{choice: [...]}}, got {spec!r}"
+        )
+    kinds = [k for k in _KINDS if k in spec]
+    if len(kinds) > 1:
+        raise ConfigError(f"{where}: give only one of float, int or choice, got {kinds}")
+    kind = kinds[0]
+    extra = set(spec) - {kind} - _OPTIONS[kind]
+    if extra:
+        known = ", ".join(sorted(_OPTIONS[kind])) or "none"
+        raise ConfigError(f"{where}: unknown option {sorted(extra)[0]!r} for {kind}; known: {known}")
+    bounds = spec[kind]
+    if kind == "choice":
+        if isinstance(bounds, Mapping):
+            if not allow_conditional:
+                raise ConfigError(f"{where}: conditional choices cannot nest")
+            if not bounds:
+                raise ConfigError(f"{where}: choice needs at least one branch")
+            branches: dict[str, dict[str, Any]] = {}
+            for branch, params in bounds.items():
+                params = params or {}
+                if not isinstance(params, Mapping):
+                    raise ConfigError(f"{where}.{branch}: branch parameters must be a mapping")
+                branches[str(branch)] = {
+                    key: (
+                        _parse_param(f"{where}.{branch}.{key}", value, allow_conditional=False)
+                        if _is_spec(value)
+                        else value
+                    )
+                    for key, value in params.items()
+                }
+            return Conditional(branches)
+        if not isinstance(bounds, list) or not bounds:
+            raise ConfigError(f"{where}: choice needs a non-empty list (or a mapping of branches)")
+        for value in bounds:
+            if value is not None and not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(
+                    f"{where}: choice values must be numbers, strings, booleans or null; "
+                    f"got {value!r} (use a mapping of branches for components)"
+                )
+        return Choice(tuple(bounds))
+    if not (isinstance(bounds, list) and len(bounds) == 2):
+        raise ConfigError(f"{where}: {kind} needs [low, high], got {bounds!r}")
+    low, high = bounds
+    log = bool(spec.get("log", False))
+    step = spec.get("step")
+    number = (int,) if kind == "int" else (int, float)
+    if not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds):
+        raise ConfigError(f"{where}: {kind} bounds must be {kind}s, got {bounds!r}")
+    if not low < high:
+        raise ConfigError(f"{where}: low must be below high, got [{low}, {high}]")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: a log range needs low > 0, got {low}")
+    if log and step is not None and kind == "float":
+        raise ConfigError(f"{where}: 'step' and 'log' cannot be combined")
+    if kind == "int":
+        if step is not None and (not isinstance(step, int) or step < 1):
+            raise ConfigError(f"{where}: int step must be a positive integer, got {step!r}")
+        return IntParam(int(low), int(high), log=log, step=int(step or 1))
+    if step is not None and (not isinstance(step, (int, float)) or step <= 0):
+        raise ConfigError(f"{where}: float step must be positive, got {step!r}")
+    if not all(math.isfinite(float(b)) for b in bounds):
+        raise ConfigError(f"{where}: bounds must be finite, got {bounds!r}")
+    return FloatParam(float(low), float(high), log=log, step=None if step is None else float(step))
+
+
+def parse_space(raw: Mapping[str, Any], *, base: Mapping[str, Any], source: str) -> Space:
+    """Parse and check a search space against the fixed settings ``base``.
+
+    Every value a parameter can take (bounds, every choice, every branch) is put into the fixed
+    settings and validated as a TrainConfig, so an unknown key, an unknown loss or an out-of-range
+    bound is refused before any trial starts.
+
+    Raises:
+        ConfigError: naming ``source`` and the ``search_space`` key at fault.
+    """
+    params: dict[str, Param] = {}
+    for path, spec in raw.items():
+        where = f"{source}: search_space.{path}"
+        if not isinstance(path, str) or not path.startswith(("data.", "train.")):
+            raise ConfigError(
+                f"{where}: keys are dotted paths under data. or train. (e.g. train.optimizer.lr)"
+            )
+        param = _parse_param(where, spec, allow_conditional=True)
+        for value in param.extremes():
+            try:
+                train_config_from_dict(apply_overrides(base, [(path, value)]), source)
+            except ConfigError as exc:
+                detail = str(exc).removeprefix(f"{source}: ")
+                raise ConfigError(f"{where}: value {value!r} is not valid: {detail}") from None
+        params[path] = param
+    return Space(params=params, raw=dict(raw))
