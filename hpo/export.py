@@ -1,0 +1,206 @@
+"""Export a study's best (or chosen) trial as the training config ``hpo train`` reads.
+
+The exported file is the trial's own ``TrainConfig`` (stored by the objective as the user attr
+``config``) plus a ``provenance`` section saying where it came from. It holds nothing that
+changes between exports (no timestamps of the export itself), so exporting the same trial twice
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo import __version__
+from hpo.config import TrainConfig, train_config_from_dict
+from hpo.exceptions import StorageError
+from hpo.study import DATA_FINGERPRINT_ATTR, DISCARDED_ATTR, load_study, mask_url
+
+__all__ = [
+    "Exported",
+    "default_export_path",
+    "export_trial",
+    "exported_config",
+    "select_trial",
+]
+
+CONFIG_ATTR = "config"
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An exported trial: its config (with provenance) and the trial it came from."""
+
+    config: TrainConfig
+    study_name: str
+    trial_number: int
+    value: float
+
+
+def _exportable(study: optuna.Study) -> list[FrozenTrial]:
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if DISCARDED_ATTR not in t.user_attrs and t.value is not None
+    ]
+
+
+def _state_counts(study: optuna.Study) -> str:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if DISCARDED_ATTR not in t.user_attrs:
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    if not counts:
+        return "no trials"
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def select_trial(study: optuna.Study, trial_number: int | None = None) -> FrozenTrial:
+    """The trial to export: ``trial_number`` if given, else the best complete trial.
+
+    Ties on the value go to the lowest trial number, so the choice does not depend on the order
+    in which the storage returns trials. Bookkeeping trials (``hpo.study.DISCARDED_ATTR``) are
+    never chosen.
+
+    Raises:
+        StorageError: the study is multi-objective, has no complete trial, or the named trial
+            does not exist, is not complete, or was discarded.
+    """
+    if len(study.directions) != 1:
+        raise StorageError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; "
+            "export supports single-objective studies"
+        )
+    if trial_number is not None:
+        trials = study.get_trials(deepcopy=False)
+        if not 0 <= trial_number < len(trials):
+            last = f"0..{len(trials) - 1}" if trials else "none"
+            raise StorageError(
+                f"study {study.study_name!r} has no trial {trial_number} (trial numbers: {last})"
+            )
+        trial = trials[trial_number]
+        if DISCARDED_ATTR in trial.user_attrs:
+            raise StorageError(
+                f"trial {trial_number} of study {study.study_name!r} was discarded "
+                f"({trial.user_attrs[DISCARDED_ATTR]}); it has no result to export"
+            )
+        if trial.state != TrialState.COMPLETE:
+            reason = trial.user_attrs.get("fail_reason")
+            why = f": {reason}" if trial.state == TrialState.FAIL and reason else ""
+            raise StorageError(
+                f"trial {trial_number} of study {study.study_name!r} is {trial.state.name}, "
+                f"not COMPLETE{why}; only complete trials can be exported"
+            )
+        return trial
+    complete = _exportable(study)
+    if not complete:
+        raise StorageError(
+            f"study {study.study_name!r} has no complete trial to export ({_state_counts(study)})"
+        )
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return min(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+
+def _plain(value: Any) -> Any:
+    """Numbers and containers as plain Python types (YAML-safe, stable output)."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -> TrainConfig:
+    """The trial's TrainConfig with a ``provenance`` section.
+
+    Provenance keys: ``study``, ``trial``, ``value``, ``direction``, ``fold_scores``,
+    ``per_class_f1``, ``params`` (sorted by name), ``completed`` (the trial's completion time),
+    ``data_fingerprint`` and ``storage`` (password masked), ``hpo_version``. Values the study
+    does not hold (an older study without a data fingerprint) are null.
+
+    Raises:
+        StorageError: the trial has no stored config (it was not run by ``hpo run``).
+        ConfigError: the stored config is no longer valid (e.g. a model was renamed).
+    """
+    raw = trial.user_attrs.get(CONFIG_ATTR)
+    if not isinstance(raw, dict):
+        raise StorageError(
+            f"trial {trial.number} of study {study.study_name!r} has no stored training config "
+            f"(user attr {CONFIG_ATTR!r}); only trials run by `hpo run` can be exported"
+        )
+    source = f"study {study.study_name!r} trial {trial.number}"
+    base = train_config_from_dict({k: v for k, v in raw.items() if k != "provenance"}, source)
+    fold_scores = trial.user_attrs.get("fold_scores")
+    per_class = trial.user_attrs.get("per_class_f1")
+    completed = trial.datetime_complete.isoformat() if trial.datetime_complete else None
+    provenance: dict[str, Any] = {
+        "study": study.study_name,
+        "trial": trial.number,
+        "value": float(trial.value) if trial.value is not None else None,
+        "direction": study.direction.name.lower(),
+        "fold_scores": _plain(fold_scores) if fold_scores is not None else None,
+        "per_class_f1": _plain(per_class) if per_class is not None else None,
+        "params": {k: _plain(trial.params[k]) for k in sorted(trial.params)},
+        "completed": completed,
+        "data_fingerprint": study.user_attrs.get(DATA_FINGERPRINT_ATTR),
+        "storage": mask_url(storage_url),
+        "hpo_version": __version__,
+    }
+    return base.model_copy(update={"provenance": provenance})
+
+
+def _check_sqlite_exists(study_name: str, storage_url: str) -> None:
+    # Opening a SQLite URL creates the file: a typo in --study must not leave an empty database.
+    try:
+        parsed = sqlalchemy.make_url(storage_url)
+    except sqlalchemy.exc.ArgumentError:
+        return  # load_study reports the invalid URL
+    database = parsed.database
+    is_file_db = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if is_file_db and not Path(str(database)).is_file():
+        raise StorageError(
+            f"no study named {study_name!r}: storage {mask_url(storage_url)} does not exist "
+            "(pass --storage or set HPO_STORAGE to where the study lives)"
+        )
+
+
+def export_trial(
+    study_name: str, storage_url: str, *, trial_number: int | None = None
+) -> Exported:
+    """Load the study and build the export of its best (or the given) trial.
+
+    Args:
+        study_name: Name of the Optuna study.
+        storage_url: Its storage (see ``hpo.study.storage_for``).
+        trial_number: Export this trial instead of the best one.
+
+    Raises:
+        StorageError: no such study, no complete trial, or the trial cannot be exported.
+    """
+    _check_sqlite_exists(study_name, storage_url)
+    study = load_study(study_name, storage_url)
+    trial = select_trial(study, trial_number)
+    config = exported_config(study, trial, storage_url)
+    return Exported(
+        config=config,
+        study_name=study_name,
+        trial_number=trial.number,
+        value=float(trial.value) if trial.value is not None else float("nan"),
+    )
+
+
+def default_export_path(study_name: str, trial_number: int) -> Path:
+    """``<study>-trial<N>.yaml`` in the current directory."""
+    return Path(f"{study_name}-trial{trial_number}.yaml")
