@@ -1,0 +1,47 @@
+"""``hpo score``: macro-F1, accuracy and per-class F1 of a submission against the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+__all__ = ["score"]
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--pred", required=True, type=_FILE, help="Predictions (ImageID,ans or path,pred).")
+@click.option("--truth", required=True, type=_FILE, help="True labels, same columns.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def score(pred: Path, truth: Path, as_json: bool) -> None:
+    """Score predictions: macro-F1 (the competition metric), accuracy, per-class F1."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hpo.score import score_files
+
+    report = score_files(pred, truth)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title=f"{pred} vs {truth}")
+    for name in ("class", "F1", "precision", "recall", "support", "predicted"):
+        table.add_column(name, justify="right")
+    for c in report.per_class:
+        table.add_row(
+            str(c.label),
+            f"{c.f1:.4f}",
+            f"{c.precision:.4f}",
+            f"{c.recall:.4f}",
+            str(c.support),
+            str(c.predicted),
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"macro-F1 {report.macro_f1:.4f}  accuracy {report.accuracy:.4f}  "
+        f"({report.n} rows, {len(report.per_class)} classes)"
+    )
