@@ -1,0 +1,67 @@
+"""``hpo dashboard``: optuna-dashboard on a study's storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hpo.cli._options import storage_option
+
+__all__ = ["dashboard"]
+
+
+@click.command()
+@click.option("--study", "study_name", required=True, metavar="NAME", help="Study to show.")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Study file, for its storage URL (default: studies/NAME.yaml).",
+)
+@storage_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; the dashboard has no login, so 0.0.0.0 exposes it to the network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to bind; 0 picks a free one.",
+)
+@click.option(
+    "--artifacts",
+    "artifact_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of the study's file-system artifact store, to show trial artifacts.",
+)
+def dashboard(
+    study_name: str,
+    config: Path | None,
+    storage: str | None,
+    host: str,
+    port: int,
+    artifact_dir: Path | None,
+) -> None:
+    """Serve optuna-dashboard for study NAME until Ctrl-C."""
+    from hpo.dashboard import open_dashboard
+    from hpo.study import storage_for
+
+    url = storage_for(study_name, cli=storage, config=config)
+    board = open_dashboard(study_name, url, host=host, port=port, artifact_dir=artifact_dir)
+    click.echo(f"Dashboard of study {board.study_name!r}: {board.url}")
+    if board.all_interfaces:
+        click.echo(f"Listening on all interfaces ({board.host}), port {board.port}.")
+    click.echo(f"Storage: {board.masked_storage_url}")
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        board.close()

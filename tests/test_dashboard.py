@@ -1,0 +1,259 @@
+"""``hpo dashboard``: the real command in a real browser, and its errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.cli import main
+from hpo.dashboard import Dashboard, open_dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STUDY = "mask-demo"
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    """A folder with ``studies/mask-demo.db`` holding six finished trials (real Optuna)."""
+    (tmp_path / "studies").mkdir()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=f"sqlite:///{tmp_path / 'studies' / f'{STUDY}.db'}",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(
+        lambda t: (
+            t.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+            * t.suggest_int("batch_size", 16, 128)
+        ),
+        n_trials=6,
+    )
+    return tmp_path
+
+
+def _study_url(study_dir: Path) -> str:
+    return f"sqlite:///{study_dir / 'studies' / f'{STUDY}.db'}"
+
+
+@pytest.fixture
+def dashboard_process(study_dir: Path) -> Iterator[tuple[str, str]]:
+    """``hpo dashboard --study mask-demo --port 0`` as a subprocess: (page URL, its stdout).
+
+    Run in ``study_dir`` with no --storage, so the default ``studies/NAME.db`` is found, and
+    with no --host, so the default address is what the URL shows.
+    """
+    out = study_dir / "dashboard.out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HPO_STORAGE", None)
+    with out.open("w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpo", "dashboard", "--study", STUDY, "--port", "0"],
+            cwd=study_dir,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = _wait_for_url(proc, out)
+        _wait_for_http(url)
+        yield url, out.read_text()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _wait_for_url(proc: subprocess.Popen[bytes], out: Path, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(r"http://\S+/dashboard/studies/\d+", out.read_text())
+        if match:
+            return match.group(0)
+        if proc.poll() is not None:
+            pytest.fail(f"hpo dashboard exited with {proc.returncode}:\n{out.read_text()}")
+        time.sleep(0.1)
+    pytest.fail(f"hpo dashboard printed no URL within {timeout} s:\n{out.read_text()}")
+
+
+def _wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.is_file():
+        return
+    reason = f"{CHROMIUM} not found: apt-get install chromium (see .ci/setup.sh)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.mark.browser
+def test_dashboard_shows_the_study_in_a_browser(
+    dashboard_process: tuple[str, str], study_dir: Path, tmp_path: Path
+) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    url, stdout = dashboard_process
+    assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+    assert f"Storage: sqlite:///studies/{STUDY}.db" in stdout
+
+    study = optuna.load_study(study_name=STUDY, storage=_study_url(study_dir))
+    best = study.best_trial
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            page = context.new_page()
+            page.goto(url)
+            page.get_by_text(f"{STUDY} (id=").first.wait_for(timeout=30_000)
+            page.get_by_text(f"Best Trial (number={best.number})").wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            body = page.inner_text("body")
+        finally:
+            context.close()
+
+    assert f"{STUDY} (id=" in body
+    # The best trial's parameters, as the dashboard read them from the storage.
+    assert f"learning_rate: {best.params['learning_rate']}" in body
+    assert f"batch_size: {best.params['batch_size']}" in body
+    # The history plot has one x tick per trial number, 0..5.
+    assert re.search(r"\b0\n1\n2\n3\n4\n5\n", body)
+    assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+
+
+def test_missing_study_is_one_line_exit_2(
+    study_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(study_dir)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--study", "no-such-study", "--storage", _study_url(study_dir)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: no study named 'no-such-study'")
+    assert STUDY in err  # names the studies that do exist
+
+
+def test_missing_database_is_one_line_exit_2_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--study", "ghost"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no study database at studies/ghost.db" in err
+    assert not (tmp_path / "studies" / "ghost.db").exists()
+
+
+def test_cli_defaults_to_loopback_and_prints_the_urls(
+    study_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bound: list[Dashboard] = []
+
+    def stop_at_once(self: Dashboard) -> None:
+        bound.append(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Dashboard, "serve_forever", stop_at_once)
+    monkeypatch.chdir(study_dir)
+    main(["dashboard", "--study", STUDY, "--port", "0"])
+
+    (board,) = bound
+    assert board.host == "127.0.0.1"
+    out = capsys.readouterr().out
+    assert (
+        f"Dashboard of study '{STUDY}': http://127.0.0.1:{board.port}/dashboard/studies/1" in out
+    )
+    assert "Storage: sqlite:///" in out
+
+
+def test_port_in_use_is_one_line_exit_2(
+    study_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["dashboard", "--study", STUDY, "--storage", _study_url(study_dir),
+                  "--port", str(port)])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_trial_artifacts_are_served(study_dir: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    artifacts = study_dir / "artifacts"
+    artifacts.mkdir()
+    storage = optuna.storages.RDBStorage(_study_url(study_dir))
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    trial = study.ask()  # artifacts are uploaded while a trial runs
+    confusion = study_dir / "confusion.csv"
+    confusion.write_text("true,pred,count\n0,0,12\n0,1,3\n")
+    artifact_id = upload_artifact(
+        study_or_trial=trial,
+        file_path=str(confusion),
+        artifact_store=FileSystemArtifactStore(artifacts),
+        storage=storage,
+    )
+    study.tell(trial, 0.0)
+
+    board = open_dashboard(STUDY, _study_url(study_dir), port=0, artifact_dir=artifacts)
+    thread = threading.Thread(target=board.serve_forever, daemon=True)
+    thread.start()
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(board.study_id, trial.number)
+        url = f"http://127.0.0.1:{board.port}/artifacts/{board.study_id}/{trial_id}/"
+        with urllib.request.urlopen(url + artifact_id, timeout=10) as response:
+            assert response.read() == confusion.read_bytes()
+    finally:
+        board.server.shutdown()
+        board.close()
