@@ -230,3 +230,17 @@ def test_export_uses_hpo_storage_env(
     out = tmp_path / "env.yaml"
     main(["export", "--study", "demo", "--out", str(out)])
     assert load_train_config(out).provenance["trial"] == 1  # type: ignore[index]
+
+
+def test_export_on_each_storage(storage_url: str, tmp_path: Path) -> None:
+    """SQLite and PostgreSQL: same trial chosen, password never written, re-export identical."""
+    study = optuna.create_study(storage=storage_url, study_name="s", direction="maximize")
+    _add(study, 0.2, lr=1e-3)
+    _add(study, 0.8, lr=2e-3)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    main(["export", "--study", "s", "--storage", storage_url, "--out", str(a)])
+    main(["export", "--study", "s", "--storage", storage_url, "--out", str(b)])
+    assert a.read_bytes() == b.read_bytes()
+    text = a.read_text()
+    assert "provenance:\n  study: s\n  trial: 1\n" in text
+    assert "secret" not in text
