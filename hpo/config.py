@@ -380,7 +380,8 @@ class StudySpec(_Strict):
         return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
 
     def fixed_dict(self) -> dict[str, Any]:
-        return {"data": copy.deepcopy(dict(self.data)), "train": copy.deepcopy(dict(self.train))}
+        """The fixed settings resolved with defaults, as plain data (sampled values go on top)."""
+        return self.base_config().to_dict()
 
 
 _STUDY_SECTIONS = ("study", "data", "train", "search_space")

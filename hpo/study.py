@@ -79,9 +79,7 @@ def mask_url(url: str) -> str:
         parsed = sqlalchemy.make_url(url)
     except sqlalchemy.exc.ArgumentError:
         return "<invalid storage URL>"
-    if parsed.password is None:
-        return parsed.render_as_string(hide_password=False)
-    return parsed.set(password="***").render_as_string(hide_password=False)
+    return parsed.render_as_string(hide_password=True)
 
 
 def create_storage(
@@ -110,20 +108,22 @@ def create_storage(
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 4
-    callback = (
-        RetryHeartbeatStaleTrialCallback(max_retry=max_retry, inherit_intermediate_values=False)
-        if heartbeat_interval
-        else None
-    )
+    callback = None
+    if heartbeat_interval:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=callback,
-            skip_table_creation=not create_tables,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=callback,
+                skip_table_creation=not create_tables,
+            )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
@@ -365,7 +365,8 @@ def run_worker(
             if finished >= n_trials:
                 result.stopped_by = "n_trials"
                 return result
-            if len(claimed) >= n_trials:
+            waiting = sum(1 for t in claimed if t.state == TrialState.WAITING)
+            if len(claimed) >= n_trials and not waiting:
                 running = len(claimed) - finished
                 if on_wait is not None:
                     on_wait(running)
