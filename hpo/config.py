@@ -195,15 +195,15 @@ class DataConfig(_Strict):
 class TrainSettings(_Strict):
     """How one model is trained: every key is settable in a study file's ``train`` section."""
 
-    model: ModelSpec = ModelSpec(name="small_cnn")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="small_cnn"))
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
     grad_accum_steps: int = Field(1, ge=1)
-    optimizer: OptimizerSpec = OptimizerSpec(name="adamw")
-    scheduler: SchedulerSpec = SchedulerSpec(name="cosine")
-    loss: LossSpec = LossSpec(name="cross_entropy")
-    kfold: KFoldConfig = KFoldConfig()
-    augment: AugmentConfig = AugmentConfig()
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(name="adamw"))
+    scheduler: SchedulerSpec = Field(default_factory=lambda: SchedulerSpec(name="cosine"))
+    loss: LossSpec = Field(default_factory=lambda: LossSpec(name="cross_entropy"))
+    kfold: KFoldConfig = Field(default_factory=KFoldConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     amp: bool = True
     """Mixed precision (bfloat16/float16 autocast); used on CUDA only."""
@@ -214,8 +214,8 @@ class TrainSettings(_Strict):
 class TrainConfig(_Strict):
     """A complete training run: data plus training settings, with provenance when exported."""
 
-    data: DataConfig = DataConfig()
-    train: TrainSettings = TrainSettings()
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainSettings = Field(default_factory=TrainSettings)
     provenance: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -369,7 +369,7 @@ class StudySpec(_Strict):
 
     name: str
     path: Path | None = None
-    study: StudySettings = StudySettings()
+    study: StudySettings = Field(default_factory=StudySettings)
     data: Mapping[str, Any] = Field(default_factory=dict)
     train: Mapping[str, Any] = Field(default_factory=dict)
     search_space: Mapping[str, Any] = Field(default_factory=dict)
