@@ -1,0 +1,178 @@
+"""``hpo data synth`` and ``hpo data check``: argument parsing and printing only."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import click
+
+if TYPE_CHECKING:
+    from hpo.data import CheckReport
+
+__all__ = ["data"]
+
+
+@click.group()
+def data() -> None:
+    """Create demo data sets and validate data sets."""
+
+
+@data.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Data root to create (gets train/ and eval/).",
+)
+@click.option(
+    "--profiles",
+    default=150,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="People in train/ (7 images each).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same files.")
+@click.option(
+    "--eval-images",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Eval images  [default: half the training images]",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Drawing processes  [default: one per CPU core]",
+)
+def synth(
+    out: Path, profiles: int, seed: int, eval_images: int | None, workers: int | None
+) -> None:
+    """Write a demo data set in the competition layout (384 x 512 drawn people)."""
+    from hpo.data import make_demo_data
+
+    start = time.perf_counter()
+    root = make_demo_data(out, profiles, seed, eval_images=eval_images, workers=workers)
+    click.echo(
+        f"wrote {profiles} people ({profiles * 7} images) and eval images to {root} "
+        f"in {time.perf_counter() - start:.1f} s; answers in {root / 'eval' / 'answers.csv'}"
+    )
+
+
+@data.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "mask", "folder"]),
+    help="Layout; auto picks mask when DIR holds train/.",
+)
+@click.option(
+    "--corrections",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Label corrections CSV (target,field,value) to check and apply.",
+)
+@click.option("--no-decode", is_flag=True, help="Skip decoding the images (much faster).")
+def check(
+    directory: Path,
+    as_json: bool,
+    fmt: Literal["auto", "mask", "folder"],
+    corrections: Path | None,
+    no_decode: bool,
+) -> None:
+    """Validate a data set: counts per class and factor, and every problem (exit 2 if any)."""
+    from hpo.data import check_data
+
+    if as_json or not sys.stderr.isatty():
+        report = check_data(directory, format=fmt, corrections=corrections, decode=not no_decode)
+    else:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("decoding images", total=None)
+
+            def advance(done: int, total: int) -> None:
+                if done % 256 == 0 or done == total:
+                    bar.update(task, completed=done, total=total)
+
+            report = check_data(
+                directory,
+                format=fmt,
+                corrections=corrections,
+                decode=not no_decode,
+                advance=advance,
+            )
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        _print_report(report)
+    if not report.ok:
+        sys.exit(2)
+
+
+def _share(count: int, total: int) -> str:
+    return f"{100 * count / total:.1f} %" if total else "-"
+
+
+def _print_report(report: CheckReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    layout = "competition layout" if report.format == "mask" else "image folders"
+    console.print(f"[bold]{report.root}[/bold] ({layout})")
+    people = f"{report.people} people, " if report.people is not None else ""
+    evals = f", {report.eval_images} eval images" if report.eval_images is not None else ""
+    fixes = f", {report.corrections} corrections" if report.corrections is not None else ""
+    console.print(
+        f"{people}{report.images} images in {len(report.class_names)} classes{evals}{fixes}"
+    )
+
+    total = sum(report.class_counts)
+    classes = Table(title="images per class", title_justify="left")
+    classes.add_column("class", justify="right")
+    classes.add_column("name")
+    classes.add_column("images", justify="right")
+    classes.add_column("share", justify="right")
+    for i, (name, count) in enumerate(zip(report.class_names, report.class_counts, strict=True)):
+        style = "red" if count == 0 else None
+        classes.add_row(str(i), name, str(count), _share(count, total), style=style)
+    console.print(classes)
+
+    if report.factor_counts:
+        factors = Table(title="images (people) per factor", title_justify="left")
+        factors.add_column("factor")
+        factors.add_column("value")
+        factors.add_column("images", justify="right")
+        factors.add_column("share", justify="right")
+        factors.add_column("people", justify="right")
+        for factor, counts in report.factor_counts.items():
+            for value, count in counts.items():
+                people_count = report.people_counts.get(factor, {}).get(value)
+                factors.add_row(
+                    factor,
+                    value,
+                    str(count),
+                    _share(count, total),
+                    "" if people_count is None else str(people_count),
+                )
+        console.print(factors)
+
+    if report.ok:
+        console.print(f"[green]no problems[/green] ({report.seconds:.1f} s)")
+        return
+    n = len(report.problems)
+    console.print(f"[red]{n} problem{'s' if n > 1 else ''}[/red] ({report.seconds:.1f} s):")
+    for problem in report.problems:
+        where = report.relative(problem.file)
+        if problem.line is not None:
+            where += f":{problem.line}"
+        console.print(f"{where}: {problem.problem}", markup=False, soft_wrap=True)

@@ -1,0 +1,55 @@
+"""Data layer: layouts -> one table of path, label, group; splits; decoded-image cache; transforms.
+
+``prepare_batch`` (and the ``transforms`` module) import torch, so they are loaded on first use:
+``hpo data check`` and ``hpo data synth`` never pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpo.data._cache import DecodedImages, decode_image, default_cache_dir, load_images
+from hpo.data._corrections import CORRECTION_FIELDS
+from hpo.data._labels import FACTORS, MASK_CLASS_NAMES, decode_label, encode_label
+from hpo.data._load import LoadedData, data_fingerprint, load_samples, load_training_data
+from hpo.data._mask import load_eval
+from hpo.data._split import kfold_splits
+from hpo.data._table import EvalSet, Problem, Samples
+from hpo.data.check import CheckReport, check_data
+from hpo.data.synth import make_demo_data
+
+if TYPE_CHECKING:
+    from hpo.data.transforms import prepare_batch
+
+__all__ = [
+    "CORRECTION_FIELDS",
+    "FACTORS",
+    "MASK_CLASS_NAMES",
+    "CheckReport",
+    "DecodedImages",
+    "EvalSet",
+    "LoadedData",
+    "Problem",
+    "Samples",
+    "check_data",
+    "data_fingerprint",
+    "decode_image",
+    "decode_label",
+    "default_cache_dir",
+    "encode_label",
+    "kfold_splits",
+    "load_eval",
+    "load_images",
+    "load_samples",
+    "load_training_data",
+    "make_demo_data",
+    "prepare_batch",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "prepare_batch":
+        from hpo.data.transforms import prepare_batch
+
+        return prepare_batch
+    raise AttributeError(f"module 'hpo.data' has no attribute {name!r}")
