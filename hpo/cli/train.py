@@ -1,0 +1,121 @@
+"""``hpo train``: final training from an exported config or a study file's fixed settings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hpo.cli._options import device_option, set_option
+from hpo.exceptions import ConfigError
+
+__all__ = ["train"]
+
+
+def _parse_folds(value: str | None, n_splits: int) -> list[int] | None:
+    """``all`` -> every fold; ``0,2`` -> [0, 2]; None -> None (the config's default)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "all":
+        return list(range(n_splits))
+    try:
+        folds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--folds {value!r}: expected all or fold numbers like 0,2,4") from None
+    if not folds:
+        raise ConfigError(f"--folds {value!r}: expected all or fold numbers like 0,2,4")
+    return folds
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Training config (from `hpo export`) or a study file (its fixed settings).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory to create (default: runs/<config name>-<date>-<time>).",
+)
+@set_option
+@device_option
+@click.option("--full", is_flag=True, help="One model on all training data, no validation.")
+@click.option(
+    "--folds",
+    default=None,
+    metavar="all|K,K,...",
+    help="Folds to train as an ensemble (default: the config's train.kfold.folds).",
+)
+@click.option("--quiet", is_flag=True, help="No per-epoch lines or progress bars.")
+def train(
+    config_path: Path,
+    out_dir: Path | None,
+    overrides: tuple[str, ...],
+    device: str,
+    full: bool,
+    folds: str | None,
+    quiet: bool,
+) -> None:
+    """Train on all data (--full) or as a K-fold ensemble and write a run directory."""
+    from rich.console import Console
+
+    from hpo.config import load_train_config
+    from hpo.train import configure_backends, resolve_device, seed_everything
+    from hpo.train.loop import EpochResult
+    from hpo.train.runner import resolve_folds, train_run
+
+    if full and folds is not None:
+        raise ConfigError("--full and --folds exclude each other: --full trains on all data")
+    config = load_train_config(config_path, overrides)
+    chosen = _parse_folds(folds, config.train.kfold.n_splits)
+    torch_device = resolve_device(device)
+    configure_backends(torch_device)
+    seed_everything(config.train.seed)
+    run_dir = out_dir or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    epochs = config.train.epochs
+
+    def on_epoch_end(part: str, r: EpochResult) -> None:
+        scores = (
+            ""
+            if r.macro_f1 is None
+            else f"  val_loss {r.val_loss:.4f}  macro-F1 {r.macro_f1:.4f}  acc {r.accuracy:.4f}"
+        )
+        console.print(
+            f"{part:>7}  epoch {r.epoch + 1:>{len(str(epochs))}}/{epochs}  "
+            f"loss {r.train_loss:.4f}{scores}  lr {r.lr:.2e}  {r.seconds:.1f}s"
+        )
+
+    if not quiet:
+        what = "all data" if full else f"folds {resolve_folds(config, chosen)}"
+        console.print(
+            f"training {config.train.model.name} on {config.data.root} ({what}) "
+            f"on {torch_device} -> {run_dir}"
+        )
+    report = train_run(
+        config,
+        run_dir,
+        device=torch_device,
+        full=full,
+        folds=chosen,
+        progress=not quiet,
+        on_epoch_end=None if quiet else on_epoch_end,
+    )
+    click.echo(f"run dir: {run_dir}")
+    if report["mean_macro_f1"] is not None:
+        scores = " ".join(f"{r['macro_f1']:.4f}" for r in report["results"])
+        click.echo(
+            f"mean macro-F1: {report['mean_macro_f1']:.4f} (folds {report['folds']}: "
+            f"{scores}); mean accuracy {report['mean_accuracy']:.4f}"
+        )
+    else:
+        click.echo(
+            f"trained one model on all {report['num_samples']} images "
+            f"(final training loss {report['results'][0]['train_loss']:.4f})"
+        )

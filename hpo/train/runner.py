@@ -1,0 +1,325 @@
+"""Final training runs: one model on all data or a K-fold ensemble, written to a run directory.
+
+A run directory holds::
+
+    config.yaml          the resolved TrainConfig the run trained with
+    metrics.json         mode, folds, classes, image size, and per fold every epoch's loss,
+                         macro-F1 and accuracy, the per-class F1 and the confusion matrix
+    fold_K/model.pt      state dict of fold K's model (``torch.load(weights_only=True)``)
+    fold_K/val_predictions.csv   path, label, pred of fold K's validation images
+    full/model.pt        instead of the folds, with ``full`` (all data, no validation)
+
+``metrics.json`` is rewritten after every fold, so an interrupted run keeps what it finished;
+``status`` says ``complete`` once every fold is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpo.config import TrainConfig, load_yaml, train_config_from_dict
+from hpo.exceptions import ConfigError, DataError
+from hpo.train.loop import EpochResult, FitResult, fit
+from hpo.train.models import build_model
+
+__all__ = ["RunInfo", "load_models", "load_run", "resolve_folds", "train_run"]
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model.pt"
+PREDICTIONS_FILE = "val_predictions.csv"
+
+
+@dataclass
+class RunInfo:
+    """What ``hpo predict`` needs to know about a finished run.
+
+    Attributes:
+        run_dir: The run directory.
+        config: The resolved config the run trained with.
+        mode: ``full`` (one model, all data) or ``folds`` (one model per fold: an ensemble).
+        folds: The folds trained (empty for ``full``).
+        num_classes: Number of classes the models predict.
+        class_names: Class names, index = class id.
+        model_paths: One ``model.pt`` per model, in ``folds`` order.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    mode: str
+    folds: list[int]
+    num_classes: int
+    class_names: list[str]
+    model_paths: list[Path]
+
+
+def resolve_folds(config: TrainConfig, folds: Sequence[int] | None) -> list[int]:
+    """The folds to train: ``folds`` checked against ``kfold.n_splits``, or by default the
+    first ``kfold.folds`` of them."""
+    n_splits = config.train.kfold.n_splits
+    if folds is None:
+        return list(range(config.train.kfold.fold_count))
+    chosen = sorted(set(folds))
+    if not chosen:
+        raise ConfigError("--folds: name at least one fold")
+    bad = [k for k in chosen if not 0 <= k < n_splits]
+    if bad:
+        raise ConfigError(
+            f"--folds: fold {bad[0]} does not exist; train.kfold.n_splits={n_splits} gives "
+            f"folds 0..{n_splits - 1}"
+        )
+    return chosen
+
+
+def train_run(
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    device: torch.device,
+    full: bool = False,
+    folds: Sequence[int] | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[str, EpochResult], None] | None = None,
+) -> dict[str, Any]:
+    """Train and write a run directory; returns what ``metrics.json`` holds.
+
+    Args:
+        config: The resolved training config.
+        out_dir: The run directory to create (it must not exist, or be empty).
+        device: Where to train.
+        full: Train one model on all the data, without validation.
+        folds: Folds to train as an ensemble (default: the first ``train.kfold.folds``);
+            ignored with ``full``.
+        progress: Show progress bars (image decoding, each epoch's steps).
+        on_epoch_end: Called with the part's name (``fold_0``, ``full``) and each epoch's
+            result.
+
+    Raises:
+        ConfigError: ``out_dir`` holds files, or a fold does not exist.
+        DataError: The data cannot be read or split.
+        TrainingError: The loss became NaN or infinite.
+    """
+    from hpo.data import kfold_splits, load_training_data
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"--out {out_dir}: already exists and is not empty; choose a new one")
+    chosen = [] if full else resolve_folds(config, folds)
+    loaded = load_training_data(config.data, progress=progress)
+    samples, images = loaded.samples, loaded.images.array
+    kfold = config.train.kfold
+    splits = [] if full else kfold_splits(samples, kfold.n_splits, seed=config.train.seed)
+    mask_factors = samples.format == "mask"
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save(out_dir / CONFIG_FILE)
+    report: dict[str, Any] = {
+        "status": "running",
+        "mode": "full" if full else "folds",
+        "folds": chosen,
+        "n_splits": kfold.n_splits,
+        "num_classes": samples.num_classes,
+        "class_names": list(samples.class_names),
+        "image_size": list(config.data.image_size),
+        "data_format": samples.format,
+        "num_samples": len(samples),
+        "device": str(device),
+        "mean_macro_f1": None,
+        "mean_accuracy": None,
+        "seconds": 0.0,
+        "results": [],
+    }
+    started = time.perf_counter()
+    parts: list[tuple[str, int | None, np.ndarray, np.ndarray | None]] = (
+        [("full", None, np.arange(len(samples)), None)]
+        if full
+        else [(f"fold_{k}", k, *splits[k]) for k in chosen]
+    )
+    for name, fold, train_idx, val_idx in parts:
+        callback = None if on_epoch_end is None else _bind(on_epoch_end, name)
+        fitted = fit(
+            config,
+            images,
+            samples.labels,
+            train_idx,
+            val_idx,
+            device=device,
+            num_classes=samples.num_classes,
+            on_epoch_end=callback,
+            progress=progress,
+            mask_factors=mask_factors,
+        )
+        part_dir = out_dir / name
+        part_dir.mkdir(exist_ok=True)
+        _save_model(fitted.model, part_dir / MODEL_FILE)
+        if val_idx is not None and fitted.val_pred is not None:
+            _write_predictions(
+                part_dir / PREDICTIONS_FILE,
+                [samples.paths[i] for i in val_idx],
+                samples.labels[val_idx],
+                fitted.val_pred,
+            )
+        report["results"].append(_part_report(name, fold, train_idx, val_idx, fitted))
+        _summarise(report, started)
+        _write_json(out_dir / METRICS_FILE, report)
+    report["status"] = "complete"
+    _summarise(report, started)
+    _write_json(out_dir / METRICS_FILE, report)
+    return report
+
+
+def load_run(run_dir: Path) -> RunInfo:
+    """Read a finished run directory written by :func:`train_run`.
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run directory, or the run did not finish.
+        DataError: ``metrics.json`` is corrupt or a model file is missing.
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / METRICS_FILE
+    if not metrics_path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory of `hpo train` (no {METRICS_FILE})")
+    try:
+        report = json.loads(metrics_path.read_text())
+        mode, folds = str(report["mode"]), [int(k) for k in report["folds"]]
+        num_classes, class_names = int(report["num_classes"]), list(report["class_names"])
+        status = report["status"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{metrics_path}: corrupt run metrics ({type(exc).__name__}: {exc})"
+        ) from None
+    if mode not in ("full", "folds"):
+        raise DataError(f"{metrics_path}: unknown mode {mode!r}; expected full or folds")
+    if status != "complete":
+        done = [r.get("part") for r in report.get("results", [])]
+        raise ConfigError(
+            f"{run_dir}: the run did not finish (status {status!r}; finished: "
+            f"{', '.join(map(str, done)) or 'nothing'}); train it again"
+        )
+    config = train_config_from_dict(load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    names = ["full"] if mode == "full" else [f"fold_{k}" for k in folds]
+    model_paths = [run_dir / name / MODEL_FILE for name in names]
+    for path in model_paths:
+        if not path.is_file():
+            raise DataError(f"{path}: model file missing from the run")
+    return RunInfo(
+        run_dir=run_dir,
+        config=config,
+        mode=mode,
+        folds=folds,
+        num_classes=num_classes,
+        class_names=class_names,
+        model_paths=model_paths,
+    )
+
+
+def load_models(info: RunInfo, device: torch.device) -> list[nn.Module]:
+    """The run's models, on ``device``, in eval mode (channels_last on CUDA when configured).
+
+    Raises:
+        DataError: A model file is unreadable or does not fit the run's model.
+    """
+    # The run's weights replace everything: the pretrained file it started from is not needed.
+    spec = info.config.train.model.model_copy(update={"weights": None})
+    channels_last = info.config.train.channels_last and device.type == "cuda"
+    models = []
+    for path in info.model_paths:
+        model = build_model(spec, info.num_classes)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:
+            raise DataError(
+                f"{path}: cannot load the model ({type(exc).__name__}: {exc})"
+            ) from None
+        model = model.to(device).eval()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        models.append(model)
+    return models
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _bind(
+    callback: Callable[[str, EpochResult], None], name: str
+) -> Callable[[EpochResult], None]:
+    return lambda result: callback(name, result)
+
+
+def _save_model(model: nn.Module, path: Path) -> None:
+    # Plain CPU tensors only: loadable with torch.load(weights_only=True) on any machine.
+    state = {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format)
+        for k, v in model.state_dict().items()
+    }
+    torch.save(state, path)
+
+
+def _write_predictions(
+    path: Path, paths: list[Path], labels: np.ndarray, pred: np.ndarray
+) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "pred"])
+        writer.writerows(zip(map(str, paths), labels.tolist(), pred.tolist(), strict=True))
+
+
+def _part_report(
+    name: str,
+    fold: int | None,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    fitted: FitResult,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "part": name,
+        "fold": fold,
+        "n_train": len(train_idx),
+        "n_val": 0 if val_idx is None else len(val_idx),
+        "epochs": [r.to_dict() for r in fitted.history],
+        **fitted.metrics,
+        "seconds": round(fitted.seconds, 3),
+    }
+    if val_idx is not None:
+        out["per_class_f1"] = fitted.per_class_f1
+        out["confusion"] = fitted.confusion
+    return out
+
+
+def _summarise(report: dict[str, Any], started: float) -> None:
+    scored = [r for r in report["results"] if r.get("macro_f1") is not None]
+    if scored:
+        report["mean_macro_f1"] = float(np.mean([r["macro_f1"] for r in scored]))
+        report["mean_accuracy"] = float(np.mean([r["accuracy"] for r in scored]))
+    report["seconds"] = round(time.perf_counter() - started, 3)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # Written beside and renamed: a crash never leaves half a metrics.json.
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_finite(data), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such floats are written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
