@@ -65,14 +65,12 @@ def _parse_value(field: str, text: str) -> int | tuple[str, str]:
 def read_corrections(path: Path, problems: list[Problem]) -> list[Correction]:
     """Parse a corrections file; problems (with file and line) are appended to ``problems``."""
     path = Path(path).absolute()
-    table = read_csv(path, ("target", "field", "value"), problems)
+    table = read_csv(path, ("target", "field", "value"), problems, comments=True)
     if table is None:
         return []
     out = []
     for row in table[0]:
         target, field, value = (row.values[k] for k in ("target", "field", "value"))
-        if target.startswith("#"):
-            continue
         if not target:
             problems.append(Problem(path, "empty target", line=row.line))
             continue

@@ -124,7 +124,7 @@ class CsvRow:
 
 
 def read_csv(
-    path: Path, required: Sequence[str], problems: list[Problem]
+    path: Path, required: Sequence[str], problems: list[Problem], *, comments: bool = False
 ) -> tuple[list[CsvRow], list[str]] | None:
     """Read a CSV file with a header line; values are stripped of surrounding spaces.
 
@@ -134,6 +134,7 @@ def read_csv(
         path: The CSV file.
         required: Columns that must be present.
         problems: Where problems are appended.
+        comments: Skip lines whose first value starts with ``#``.
 
     Returns:
         The data rows and the column names, or None when the file cannot be used at all.
@@ -167,6 +168,8 @@ def read_csv(
     for number, cells in enumerate(lines[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue  # blank line
+        if comments and cells[0].lstrip().startswith("#"):
+            continue
         if len(cells) != len(header):
             problems.append(
                 Problem(path, f"expected {len(header)} values, found {len(cells)}", line=number)

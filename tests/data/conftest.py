@@ -1,0 +1,48 @@
+"""Fixtures of the data tests: one small demo data set per session, copies to break."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hpo.cli import main
+from hpo.data import make_demo_data
+
+DEMO_PROFILES = 24
+DEMO_EVAL_IMAGES = 40
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo data set (24 people, all 18 classes, 40 eval images); never modify it."""
+    root = tmp_path_factory.mktemp("demo") / "data"
+    return make_demo_data(root, DEMO_PROFILES, seed=0, eval_images=DEMO_EVAL_IMAGES, workers=1)
+
+
+@pytest.fixture
+def data_copy(demo_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo data set that a test may break."""
+    return Path(shutil.copytree(demo_root, tmp_path / "data"))
+
+
+CliRun = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """Run ``hpo ARGS`` in-process through the real entry point: (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            result = main([str(a) for a in args])
+            code = result if isinstance(result, int) else 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
