@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 DISCARDED_ATTR = "hpo:discarded"
+_CREATE_ATTEMPTS = 5
 
 # ---------------------------------------------------------------------------------------------
 # Storage
@@ -95,6 +96,7 @@ def create_storage(
     Raises:
         StorageError: the database cannot be reached or opened (password masked).
     """
+    url = _normalize_url(url)
     parsed = sqlalchemy.make_url(url)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -113,20 +115,28 @@ def create_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=callback,
-                skip_table_creation=not create_tables,
-            )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                    skip_table_creation=not create_tables,
+                )
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            # Workers started together on a new database race to create its tables; the
+            # losers see the winner's rows and simply open the storage again.
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in reason
+            if racing and attempt + 1 < _CREATE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+    raise AssertionError("unreachable")
 
 
 def load_study(name: str, storage: str | RDBStorage) -> optuna.Study:

@@ -53,3 +53,15 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     url = server.create_database(name)
     yield url
     server.drop_database(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: a tiny demo data set in the real competition layout, made once per session.
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DATA root of a 24-person demo set (train/ and eval/ with answers.csv)."""
+    from hpo.data.synth import make_demo_data
+
+    return make_demo_data(tmp_path_factory.mktemp("demo") / "mask", profiles=24, seed=0)

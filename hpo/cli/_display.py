@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["format_params", "format_trial", "trial_table"]
@@ -21,7 +22,7 @@ def _value(value: Any) -> str:
 
 
 def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{_short(k)}={_value(v)}" for k, v in params.items())
+    return escape(" ".join(f"{_short(k)}={_value(v)}" for k, v in params.items()))
 
 
 def format_trial(trial: FrozenTrial) -> str:
@@ -37,7 +38,7 @@ def format_trial(trial: FrozenTrial) -> str:
         score = f" ({last:.4f})" if last is not None else ""
         outcome = f"[yellow]pruned[/]{at}{score}"
     else:
-        reason = trial.user_attrs.get("fail_reason", "")
+        reason = escape(str(trial.user_attrs.get("fail_reason", "")))
         outcome = f"[red]{trial.state.name.lower()}[/] {reason}"
     return f"trial {trial.number:>3}  {outcome}  [dim]{format_params(trial.params)}[/]  {took}"
 

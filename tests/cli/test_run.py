@@ -1,0 +1,196 @@
+"""``hpo run`` end to end on CPU: a tiny study on real demo images."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.cli import main
+from hpo.study import DISCARDED_ATTR, FINISHED
+
+TINY_STUDY = """\
+study:
+  sampler: {{name: random, seed: 0}}
+  pruner: {{name: median, n_startup_trials: 1, n_warmup_steps: 0}}
+  storage: sqlite:///{db}
+data:
+  root: {root}
+  image_size: [32, 24]
+train:
+  model: {{name: small_cnn, width: 8}}
+  epochs: {epochs}
+  batch_size: 32
+  optimizer: {{name: sgd, lr: 0.003}}
+  kfold: {{n_splits: 3, folds: {folds}}}
+search_space:
+  train.optimizer.lr: {{choice: [0.05, 1.0e-7, 1.0e+30]}}
+  train.loss:
+    choice:
+      cross_entropy: {{}}
+      focal: {{gamma: {{float: [0.5, 2.0]}}}}
+"""
+
+
+def write_study(tmp_path: Path, demo_data: Path, *, epochs: int = 2, folds: int = 1) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs,
+                                      folds=folds))
+    return path
+
+
+def run_cli(*args: str) -> int:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def load(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+
+
+def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path) -> None:
+    study_file = write_study(tmp_path, demo_data, folds=2)
+    code = run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6",
+                   "--quiet")
+    assert code == 0
+    study = load(tmp_path)
+    trials = [t for t in study.trials if DISCARDED_ATTR not in t.user_attrs]
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 6
+    assert TrialState.PRUNED in states
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            assert 0.0 <= trial.value <= 1.0
+            # One report per epoch, steps comparable across trials: fold * epochs + epoch.
+            assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+            assert len(trial.user_attrs["fold_scores"]) == 2
+            assert trial.value == pytest.approx(sum(trial.user_attrs["fold_scores"]) / 2)
+            assert len(trial.user_attrs["per_class_f1"]) == 18
+            assert trial.user_attrs["config"]["train"]["optimizer"]["lr"] == trial.params[
+                "train.optimizer.lr"]
+        if trial.state == TrialState.PRUNED:
+            assert trial.intermediate_values
+            assert trial.user_attrs["epochs_trained"] < 4
+        if trial.state == TrialState.FAIL:
+            # lr=1e30 blows the loss up: failed with its reason, and the study went on.
+            assert "nan" in trial.user_attrs["fail_reason"].lower() or "inf" in trial.user_attrs[
+                "fail_reason"].lower()
+    assert TrialState.FAIL in states
+
+    # Re-running resumes: a larger total adds only the missing trials.
+    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "7",
+                   "--quiet") == 0
+    assert len(load(tmp_path).get_trials(states=FINISHED)) == 7
+
+
+def test_worker_with_a_different_study_file_is_refused(
+    tmp_path: Path, demo_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1",
+                   "--quiet") == 0
+    capsys.readouterr()
+    code = run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "2",
+                   "--quiet", "--set", "train.epochs=2")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "different study file: train.epochs: stored 1, here 2" in err
+    assert "Traceback" not in err
+    assert len(load(tmp_path).trials) == 1
+    # Joining on purpose is allowed.
+    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "2",
+                   "--quiet", "--set", "train.epochs=2", "--allow-mismatch") == 0
+    assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("stduy: {}\n", "unknown section 'stduy'"),
+        ("search_space:\n  train.optimizer.lr: {float: [0.1, 0.01]}\n",
+         "search_space.train.optimizer.lr: low must be below high"),
+        ("search_space:\n  train.loss: {choice: {hinge: {}}}\n", "unknown loss 'hinge'"),
+        ("train: {epochs: 0}\n", "train.epochs"),
+        ("study: {pruner: {name: sometimes}}\n", "unknown pruner 'sometimes'"),
+        ("study: {sampler: {name: tpe, seeed: 1}}\n", "seeed"),
+        ("train: [1, 2\n", "invalid YAML"),
+    ],
+)
+def test_bad_study_file_exits_2_before_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code = run_cli("run", "--study", "bad", "--config", str(path), "--n-trials", "1")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and str(path) in err and expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.db").exists()
+
+
+def test_unknown_study_lists_the_study_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "mask-clf.yaml").write_text("{}\n")
+    assert run_cli("run", "--study", "mask", "--n-trials", "1") == 2
+    assert "studies/mask.yaml not found; studies in studies/: mask-clf" in capsys.readouterr().err
+
+
+def _hpo(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "hpo", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.mark.slow
+def test_two_workers_finish_exactly_the_total(tmp_path: Path, demo_data: Path) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    args = ("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6", "--quiet")
+    workers = [_hpo(*args) for _ in range(2)]
+    outputs = [w.communicate(timeout=240)[0].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = load(tmp_path)
+    assert len(study.get_trials(states=FINISHED)) == 6
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    # Both workers took part.
+    assert all("trial" in out for out in outputs), outputs
+
+
+def test_ctrl_c_marks_the_running_trial_failed(tmp_path: Path, demo_data: Path) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=50)
+    worker = _hpo("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "3",
+                  "--quiet")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if (tmp_path / "tiny.db").exists():
+            try:
+                if load(tmp_path).get_trials(states=(TrialState.RUNNING,)):
+                    break
+            except KeyError:
+                continue
+    else:
+        worker.kill()
+        pytest.fail("no trial started")
+    time.sleep(1.0)
+    worker.send_signal(signal.SIGINT)
+    out = worker.communicate(timeout=60)[0].decode()
+    assert worker.returncode == 130, out
+    assert "Traceback" not in out
+    study = load(tmp_path)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and failed[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
