@@ -27,7 +27,7 @@ from PIL import Image
 
 from hpo.exceptions import DataError
 
-__all__ = ["DecodedImages", "decode_image", "default_cache_dir", "load_images"]
+__all__ = ["DecodedImages", "decode_error", "decode_image", "default_cache_dir", "load_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,12 @@ def _cache_key(paths: Sequence[Path], image_size: tuple[int, int]) -> str:
     return digest.hexdigest()[:24]
 
 
-def _reason(exc: BaseException) -> str:
+def decode_error(path: Path, exc: BaseException) -> str:
+    """Why ``path`` did not decode, in a few words (without repeating the path)."""
     if isinstance(exc, FileNotFoundError):
         return "file not found"
-    text = str(exc).strip() or type(exc).__name__
-    return f"cannot decode image: {text}"
+    text = str(exc).replace(f" {str(path)!r}", "").replace(str(path), "").strip()
+    return f"cannot decode image: {text or type(exc).__name__}"
 
 
 def _decode_into(
@@ -121,7 +122,7 @@ def _decode_into(
             array[i] = decode_image(paths[i], image_size)
         except Exception as exc:  # any decoder failure is a bad file, reported with its reason
             array[i] = 0
-            return i, _reason(exc)
+            return i, decode_error(paths[i], exc)
         return None
 
     failures: list[tuple[int, str]] = []

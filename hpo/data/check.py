@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from hpo.data._cache import decode_error
 from hpo.data._corrections import apply_corrections, read_corrections
 from hpo.data._folder import scan_folder
 from hpo.data._labels import FACTORS, age_class, decode_label
@@ -109,9 +110,7 @@ def _verify_one(path: Path) -> str | None:
             image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             image.load()
     except Exception as exc:  # any decoder failure is a problem with this file
-        if isinstance(exc, FileNotFoundError):
-            return "file not found"
-        return f"cannot decode image: {str(exc).strip() or type(exc).__name__}"
+        return decode_error(path, exc)
     return None
 
 
