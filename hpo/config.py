@@ -380,8 +380,21 @@ class StudySpec(_Strict):
         return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
 
     def fixed_dict(self) -> dict[str, Any]:
-        """The fixed settings resolved with defaults, as plain data (sampled values go on top)."""
-        return self.base_config().to_dict()
+        """The fixed settings as written, the base that sampled values go on top of.
+
+        Components the file leaves out get their default name, so ``train.optimizer.lr`` has a
+        component to land in; defaults of their parameters are not filled in, so a sampled
+        ``train.optimizer.name: sgd`` does not inherit Adam's ``beta1``.
+        """
+        base = self.base_config()
+        train = copy.deepcopy(dict(self.train))
+        for key in ("model", "optimizer", "scheduler", "loss"):
+            value = train.get(key)
+            if value is None:
+                train[key] = {"name": getattr(base.train, key).name}
+            elif isinstance(value, str):
+                train[key] = {"name": value}
+        return {"data": copy.deepcopy(dict(self.data)), "train": train}
 
 
 _STUDY_SECTIONS = ("study", "data", "train", "search_space")

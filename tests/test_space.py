@@ -8,11 +8,11 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.config import TrainConfig, load_study_spec
+from hpo.config import load_study_spec
 from hpo.exceptions import ConfigError
 from hpo.space import Choice, Conditional, FloatParam, IntParam, parse_space
 
-BASE: dict[str, Any] = TrainConfig().to_dict()
+BASE: dict[str, Any] = {"data": {}, "train": {"optimizer": {"name": "adamw"}, "loss": {"name": "cross_entropy"}}}
 
 
 def test_parses_every_kind() -> None:
