@@ -401,6 +401,10 @@ def run_worker(
         if failures >= max_consecutive_failures:
             result.stopped_by = "failures"
             return result
+        sampler = study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
+            result.stopped_by = "grid"
+            return result
 
 
 def study_file(name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")) -> Path:

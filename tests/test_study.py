@@ -185,3 +185,28 @@ def test_pruners_build_and_prune_a_clearly_bad_trial(name: str) -> None:
             pruned = True
             break
     assert pruned is (name != "none")
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "grid"])
+def test_samplers_build_from_the_study_file_and_sample(name: str) -> None:
+    from hpo.space import parse_space
+    from hpo.study import build_sampler
+
+    space = parse_space(
+        {"train.batch_size": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}}
+        | ({} if name == "grid" else {"train.optimizer.lr": {"float": [1e-4, 1e-1],
+                                                             "log": True}}),
+        base={"data": {}, "train": {"optimizer": {"name": "adamw"}}},
+        source="s",
+    )
+    sampler = build_sampler({"name": name, "seed": 0}, grid=space.grid)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    seen = []
+    for _ in range(5):
+        trial = study.ask()
+        values = space.sample(trial)
+        assert values["train.batch_size"] in (8, 16) and 1 <= values["train.epochs"] <= 3
+        seen.append(tuple(sorted(values.items())))
+        study.tell(trial, float(values["train.epochs"]))
+    if name == "grid":
+        assert len(set(seen)) == 5  # grid points are not repeated
