@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,30 @@ def test_exported_yaml_is_what_train_reads(rt: RoundTrip) -> None:
     raw = yaml.safe_load(rt.exported.read_text())
     assert set(raw) == {"data", "train", "provenance"}
     assert raw["data"]["root"] == str(rt.data)
+
+
+def test_unreadable_eval_image(
+    rt: RoundTrip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused with the file named; with data.skip_bad_files every row still gets a class."""
+    shutil.copytree(rt.data / "eval", tmp_path / "eval")
+    ids = [r["ImageID"] for r in csv.DictReader((tmp_path / "eval" / "info.csv").open())]
+    (tmp_path / "eval" / "images" / ids[3]).write_bytes(b"not a jpeg")
+    args = ["predict", "--data", str(tmp_path / "eval"), "--device", "cpu"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--run", str(rt.run_full), "--out", str(tmp_path / "a.csv")])
+    assert exc.value.code == 2
+    assert ids[3] in capsys.readouterr().err
+
+    run = tmp_path / "run"
+    shutil.copytree(rt.run_full, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["skip_bad_files"] = True
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    main([*args, "--run", str(run), "--out", str(tmp_path / "b.csv")])
+    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    assert [r["ImageID"] for r in rows] == ids
+    labels = [int(r["ans"]) for r in rows]
+    others = labels[:3] + labels[4:]
+    assert labels[3] == np.bincount(others).argmax()  # the most frequent class of the others
