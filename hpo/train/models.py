@@ -23,7 +23,7 @@ from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
 from hpo.registry import Registry
 
-__all__ = ["MODELS", "build_model", "head_name", "set_backbone_trainable"]
+__all__ = ["MODELS", "build_model", "check_weights", "head_name", "set_backbone_trainable"]
 
 MODELS: Registry[nn.Module] = Registry("model", runtime=("num_classes",))
 
@@ -122,6 +122,7 @@ def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
     Raises:
         ConfigError: The weights file is missing, unreadable or does not fit the model.
     """
+    check_weights(spec)
     model = MODELS.create(spec.name, num_classes=num_classes, **spec.params)
     if spec.weights is not None:
         _load_weights(model, Path(spec.weights), spec.name)
@@ -152,13 +153,17 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
             module.eval()
 
 
+def check_weights(spec: ModelSpec) -> None:
+    """Raise ConfigError now if ``spec.weights`` names a file that does not exist."""
+    if spec.weights is not None and not Path(spec.weights).is_file():
+        raise ConfigError(
+            f"train.model.weights: {spec.weights}: file not found (pretrained weights are read "
+            f"from a local file only; nothing is downloaded)"
+        )
+
+
 def _load_weights(model: nn.Module, path: Path, name: str) -> None:
     where = f"train.model.weights: {path}"
-    if not path.is_file():
-        raise ConfigError(
-            f"{where}: file not found (pretrained weights are read from a local file only; "
-            f"nothing is downloaded)"
-        )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -31,7 +31,7 @@ from torch import nn
 from hpo.config import TrainConfig, load_yaml, train_config_from_dict
 from hpo.exceptions import ConfigError, DataError
 from hpo.train.loop import EpochResult, FitResult, fit
-from hpo.train.models import build_model
+from hpo.train.models import build_model, check_weights
 
 __all__ = ["RunInfo", "load_models", "load_run", "resolve_folds", "train_run"]
 
@@ -116,6 +116,7 @@ def train_run(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"--out {out_dir}: already exists and is not empty; choose a new one")
     chosen = [] if full else resolve_folds(config, folds)
+    check_weights(config.train.model)  # before decoding any image
     loaded = load_training_data(config.data, progress=progress)
     samples, images = loaded.samples, loaded.images.array
     kfold = config.train.kfold
