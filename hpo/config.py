@@ -188,8 +188,10 @@ class DataConfig(_Strict):
     @model_serializer(mode="wrap")
     def _plain(self, handler: Any) -> dict[str, Any]:
         out: dict[str, Any] = handler(self)
-        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-                for k, v in out.items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in out.items()
+        }
 
 
 class TrainSettings(_Strict):
@@ -247,7 +249,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -270,7 +274,9 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+def apply_overrides(
+    raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]
+) -> dict[str, Any]:
     """Return a deep copy of ``raw`` with each dotted ``key`` set to ``value`` (later wins)."""
     out: dict[str, Any] = copy.deepcopy(dict(raw))
     for key, value in overrides:
@@ -314,7 +320,11 @@ def _known_fields(title: str, loc: tuple[Any, ...]) -> list[str]:
             return []
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field is not None else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     if model is None:
         return []
     return [k for k in model.model_fields if k != "params"]
@@ -449,8 +459,9 @@ def load_study_spec(
         entry = dict(getattr(settings, kind))
         entry_name = entry.pop("name", None)
         if not isinstance(entry_name, str):
-            raise ConfigError(f"{path}: study.{kind}.name is required; known: "
-                              f"{', '.join(registry.names())}")
+            raise ConfigError(
+                f"{path}: study.{kind}.name is required; known: {', '.join(registry.names())}"
+            )
         registry.validate(entry_name, entry, where=f"{path}: study.{kind}")
     del base
     return spec

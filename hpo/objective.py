@@ -44,8 +44,14 @@ class TrialSummary:
 
 
 def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
-    return (cfg.format, str(cfg.root), tuple(cfg.image_size), str(cfg.corrections),
-            cfg.skip_bad_files, str(cfg.cache_dir))
+    return (
+        cfg.format,
+        str(cfg.root),
+        tuple(cfg.image_size),
+        str(cfg.corrections),
+        cfg.skip_bad_files,
+        str(cfg.cache_dir),
+    )
 
 
 class Objective:

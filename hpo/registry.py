@@ -105,10 +105,12 @@ class Registry(Generic[T]):
             if param.name in self._runtime:
                 continue
             if param.kind is not inspect.Parameter.KEYWORD_ONLY:
-                raise TypeError(f"{self.kind} {name!r}: parameter {param.name!r} must be keyword-only")
+                raise TypeError(
+                    f"{self.kind} {name!r}: parameter {param.name!r} must be keyword-only"
+                )
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (hints.get(param.name, Any), default)
-        return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+        return pydantic.create_model(
             f"{self.kind}_{name}",
             __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True),
             **fields,

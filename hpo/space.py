@@ -164,7 +164,9 @@ def _parse_param(where: str, spec: Any, *, allow_conditional: bool) -> Param:
     extra = set(spec) - {kind} - _OPTIONS[kind]
     if extra:
         known = ", ".join(sorted(_OPTIONS[kind])) or "none"
-        raise ConfigError(f"{where}: unknown option {sorted(extra)[0]!r} for {kind}; known: {known}")
+        raise ConfigError(
+            f"{where}: unknown option {sorted(extra)[0]!r} for {kind}; known: {known}"
+        )
     bounds = spec[kind]
     if kind == "choice":
         if isinstance(bounds, Mapping):

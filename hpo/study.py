@@ -26,8 +26,11 @@ from hpo.exceptions import ConfigError, StorageError
 from hpo.registry import Registry
 
 __all__ = [
+    "DATA_FINGERPRINT_ATTR",
+    "DISCARDED_ATTR",
     "PRUNERS",
     "SAMPLERS",
+    "SPEC_ATTR",
     "WorkerResult",
     "create_storage",
     "load_study",
@@ -53,7 +56,7 @@ _CREATE_ATTEMPTS = 5
 def resolve_storage_url(
     study_name: str, *, cli: str | None, spec: str | None, studies_dir: Path
 ) -> str:
-    """Storage precedence: ``--storage``, then ``HPO_STORAGE``, then the study file, then SQLite."""
+    """Storage precedence: ``--storage``, ``HPO_STORAGE``, the study file, then SQLite."""
     url = cli or os.environ.get("HPO_STORAGE") or spec
     if not url:
         return f"sqlite:///{studies_dir / f'{study_name}.db'}"
@@ -142,6 +145,14 @@ def create_storage(
 def load_study(name: str, storage: str | RDBStorage) -> optuna.Study:
     """Load an existing study; StorageError naming the studies that exist when it does not."""
     if isinstance(storage, str):
+        parsed = sqlalchemy.make_url(_normalize_url(storage))
+        database = parsed.database
+        is_file_db = parsed.get_backend_name() == "sqlite" and database not in (None, ":memory:")
+        if is_file_db and not Path(str(database)).is_file():
+            raise StorageError(
+                f"no study named {name!r}: storage {mask_url(storage)} does not exist "
+                "(run `hpo run` first, or pass --storage / HPO_STORAGE)"
+            )
         storage = create_storage(storage, heartbeat_interval=None)
     try:
         return optuna.load_study(study_name=name, storage=storage)
@@ -407,7 +418,9 @@ def run_worker(
             return result
 
 
-def study_file(name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")) -> Path:
+def study_file(
+    name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")
+) -> Path:
     """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``."""
     if config is not None:
         return config
@@ -441,8 +454,11 @@ _PER_WORKER_KEYS = ("root", "cache_dir", "skip_bad_files")
 
 def comparable_spec(spec: Any) -> dict[str, Any]:
     """The parts of a study file every worker must agree on (a JSON-able mapping)."""
-    data = {k: v for k, v in spec.base_config().data.model_dump(mode="json").items()
-            if k not in _PER_WORKER_KEYS}
+    data = {
+        k: v
+        for k, v in spec.base_config().data.model_dump(mode="json").items()
+        if k not in _PER_WORKER_KEYS
+    }
     return {
         "direction": spec.study.direction,
         "data": data,

@@ -83,7 +83,9 @@ def prepare_session(
 
     path = study_file(name, config=config)
     if not path.is_file() and config is None:
-        available = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        available = (
+            sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        )
         known = ", ".join(available) if available else "none"
         from hpo.exceptions import ConfigError
 
@@ -93,9 +95,7 @@ def prepare_session(
     base = spec.base_config()
     loaded = load_training_data(base.data, progress=progress)
     fingerprint = data_fingerprint(base.data, loaded.samples)
-    url = resolve_storage_url(
-        name, cli=storage, spec=spec.study.storage, studies_dir=path.parent
-    )
+    url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
     rdb = create_storage(
         url,
         heartbeat_interval=spec.study.heartbeat_interval,

@@ -12,7 +12,10 @@ from hpo.config import load_study_spec
 from hpo.exceptions import ConfigError
 from hpo.space import Choice, Conditional, FloatParam, IntParam, parse_space
 
-BASE: dict[str, Any] = {"data": {}, "train": {"optimizer": {"name": "adamw"}, "loss": {"name": "cross_entropy"}}}
+BASE: dict[str, Any] = {
+    "data": {},
+    "train": {"optimizer": {"name": "adamw"}, "loss": {"name": "cross_entropy"}},
+}
 
 
 def test_parses_every_kind() -> None:
@@ -21,8 +24,9 @@ def test_parses_every_kind() -> None:
             "train.optimizer.lr": {"float": [1e-4, 1e-1], "log": True},
             "train.epochs": {"int": [1, 4], "step": 1},
             "train.batch_size": {"choice": [16, 32]},
-            "train.scheduler": {"choice": {"step": {"step_size": {"int": [1, 3]}, "gamma": 0.5},
-                                           "cosine": {}}},
+            "train.scheduler": {
+                "choice": {"step": {"step_size": {"int": [1, 3]}, "gamma": 0.5}, "cosine": {}}
+            },
         },
         base=BASE,
         source="s.yaml",
@@ -65,8 +69,9 @@ def test_sampling_uses_optuna_and_branch_scoped_names() -> None:
     space = parse_space(
         {
             "train.optimizer.lr": {"float": [1e-4, 1e-1], "log": True},
-            "train.loss": {"choice": {"focal": {"gamma": {"float": [0.5, 3.0]}},
-                                      "cross_entropy": {}}},
+            "train.loss": {
+                "choice": {"focal": {"gamma": {"float": [0.5, 3.0]}}, "cross_entropy": {}}
+            },
         },
         base=BASE,
         source="s",
@@ -92,16 +97,23 @@ def test_sampling_uses_optuna_and_branch_scoped_names() -> None:
 def test_fingerprint_changes_with_the_space() -> None:
     a = parse_space({"train.epochs": {"int": [1, 3]}}, base=BASE, source="s")
     b = parse_space({"train.epochs": {"int": [1, 4]}}, base=BASE, source="s")
-    assert a.fingerprint() == parse_space({"train.epochs": {"int": [1, 3]}}, base=BASE,
-                                          source="s").fingerprint()
+    assert (
+        a.fingerprint()
+        == parse_space({"train.epochs": {"int": [1, 3]}}, base=BASE, source="s").fingerprint()
+    )
     assert a.fingerprint() != b.fingerprint()
 
 
 def test_grid_only_for_discrete_spaces() -> None:
-    space = parse_space({"train.batch_size": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}},
-                        base=BASE, source="s")
+    space = parse_space(
+        {"train.batch_size": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}},
+        base=BASE,
+        source="s",
+    )
     assert space.grid() == {"train.batch_size": [8, 16], "train.epochs": [1, 2, 3]}
-    continuous = parse_space({"train.optimizer.lr": {"float": [1e-3, 1e-1]}}, base=BASE, source="s")
+    continuous = parse_space(
+        {"train.optimizer.lr": {"float": [1e-3, 1e-1]}}, base=BASE, source="s"
+    )
     with pytest.raises(ConfigError, match="grid sampler"):
         continuous.grid()
 
@@ -114,8 +126,9 @@ def test_set_pins_a_searched_key(tmp_path: Path) -> None:
         "  train.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}\n"
         "  train.batch_size: {choice: [8, 16]}\n"
     )
-    spec = load_study_spec(path, overrides=["train.batch_size=8", "train.epochs=3",
-                                            "train.epochs=4"])
+    spec = load_study_spec(
+        path, overrides=["train.batch_size=8", "train.epochs=3", "train.epochs=4"]
+    )
     assert "train.batch_size" not in spec.search_space
     assert "train.optimizer.lr" in spec.search_space
     base = spec.base_config()

@@ -156,7 +156,7 @@ def test_waiting_worker_takes_over_a_dead_workers_trial(tmp_path: Path) -> None:
 def test_missing_study_names_the_existing_ones(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     _study(url, "alpha")
-    with pytest.raises(StorageError, match="no study named 'beta'.*alpha"):
+    with pytest.raises(StorageError, match=r"no study named 'beta'.*alpha"):
         load_study("beta", url)
 
 
@@ -165,11 +165,13 @@ def test_missing_sqlite_folder_is_a_clear_error(tmp_path: Path) -> None:
         create_storage(f"sqlite:///{tmp_path}/nope/s.db")
 
 
-@pytest.mark.parametrize("name", ["median", "percentile", "successive_halving", "hyperband",
-                                  "wilcoxon", "none"])
+@pytest.mark.parametrize(
+    "name", ["median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none"]
+)
 def test_pruners_build_and_prune_a_clearly_bad_trial(name: str) -> None:
-    pruner = build_pruner({"name": name} | ({"n_startup_trials": 1} if name in
-                                            ("median", "percentile") else {}))
+    pruner = build_pruner(
+        {"name": name} | ({"n_startup_trials": 1} if name in ("median", "percentile") else {})
+    )
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for _ in range(4):
         trial = study.ask()
@@ -194,8 +196,7 @@ def test_samplers_build_from_the_study_file_and_sample(name: str) -> None:
 
     space = parse_space(
         {"train.batch_size": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}}
-        | ({} if name == "grid" else {"train.optimizer.lr": {"float": [1e-4, 1e-1],
-                                                             "log": True}}),
+        | ({} if name == "grid" else {"train.optimizer.lr": {"float": [1e-4, 1e-1], "log": True}}),
         base={"data": {}, "train": {"optimizer": {"name": "adamw"}}},
         source="s",
     )
@@ -210,3 +211,9 @@ def test_samplers_build_from_the_study_file_and_sample(name: str) -> None:
         study.tell(trial, float(values["train.epochs"]))
     if name == "grid":
         assert len(set(seen)) == 5  # grid points are not repeated
+
+
+def test_loading_from_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        load_study("s", f"sqlite:///{tmp_path}/missing.db")
+    assert not (tmp_path / "missing.db").exists()

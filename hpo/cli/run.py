@@ -22,15 +22,26 @@ _log = logging.getLogger("hpo")
 
 @click.command()
 @click.option("--study", "name", required=True, help="Study name: reads studies/NAME.yaml.")
-@click.option("--config", type=click.Path(path_type=Path), help="Study file other than studies/NAME.yaml.")
-@click.option("--n-trials", type=int, default=None,
-              help="Study-wide total of finished (complete + pruned) trials over all workers.")
-@click.option("--timeout", type=float, default=None, help="Start no new trial after this many seconds.")
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="Study file other than studies/NAME.yaml."
+)
+@click.option(
+    "--n-trials",
+    type=int,
+    default=None,
+    help="Study-wide total of finished (complete + pruned) trials over all workers.",
+)
+@click.option(
+    "--timeout", type=float, default=None, help="Start no new trial after this many seconds."
+)
 @storage_option
 @device_option
 @set_option
-@click.option("--allow-mismatch", is_flag=True,
-              help="Join a study whose stored study file or data fingerprint differ.")
+@click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Join a study whose stored study file or data fingerprint differ.",
+)
 @click.option("--quiet", is_flag=True, help="Log lines only: no progress bar.")
 def run(
     name: str,
@@ -66,7 +77,10 @@ def run(
     study = session.study
     _log.info(
         "study %s | storage %s | device %s | %d parameters searched",
-        name, session.masked_storage, torch_device, len(session.space.params),
+        name,
+        session.masked_storage,
+        torch_device,
+        len(session.space.params),
     )
 
     def best_text() -> str:
@@ -79,14 +93,16 @@ def run(
         return len(study.get_trials(deepcopy=False, states=FINISHED))
 
     if quiet:
+
         def on_end(trial: FrozenTrial) -> None:
             _log.info(_plain(format_trial(trial)))
 
         def on_wait(running: int) -> None:
             _log.debug("waiting for %d trials of other workers", running)
 
-        result = session.run(n_trials=n_trials, timeout=timeout, on_trial_end=on_end,
-                             on_wait=on_wait)
+        result = session.run(
+            n_trials=n_trials, timeout=timeout, on_trial_end=on_end, on_wait=on_wait
+        )
     else:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -104,11 +120,16 @@ def run(
                 bar.update(task, completed=finished(), best=best_text())
 
             def on_wait(running: int) -> None:
-                bar.update(task, completed=finished(), best=best_text(),
-                           description=f"waiting for {running} trial(s) of other workers")
+                bar.update(
+                    task,
+                    completed=finished(),
+                    best=best_text(),
+                    description=f"waiting for {running} trial(s) of other workers",
+                )
 
-            result = session.run(n_trials=n_trials, timeout=timeout, on_trial_end=on_end,
-                                 on_wait=on_wait)
+            result = session.run(
+                n_trials=n_trials, timeout=timeout, on_trial_end=on_end, on_wait=on_wait
+            )
             bar.update(task, completed=finished(), best=best_text(), description="trials")
 
     _summary(console, study, ran=len(result.ran))
@@ -144,7 +165,10 @@ def _summary(console: Console, study: optuna.Study, *, ran: int) -> None:
         table.add_row("best", "no complete trial yet")
     else:
         folds = best.user_attrs.get("fold_scores") or []
-        table.add_row("best trial", f"{best.number}: {best.value:.4f}"
-                      + (f" (folds {' '.join(f'{v:.3f}' for v in folds)})" if folds else ""))
+        table.add_row(
+            "best trial",
+            f"{best.number}: {best.value:.4f}"
+            + (f" (folds {' '.join(f'{v:.3f}' for v in folds)})" if folds else ""),
+        )
         table.add_row("best params", format_params(best.params))
     console.print(table)

@@ -21,8 +21,14 @@ def studies() -> None:
 
 @studies.command("list")
 @storage_option
-@click.option("--dir", "studies_dir", type=click.Path(path_type=Path), default=Path("studies"),
-              show_default=True, help="Folder of study files and default SQLite storages.")
+@click.option(
+    "--dir",
+    "studies_dir",
+    type=click.Path(path_type=Path),
+    default=Path("studies"),
+    show_default=True,
+    help="Folder of study files and default SQLite storages.",
+)
 def list_(storage: str | None, studies_dir: Path) -> None:
     """Studies in a storage, or in the default SQLite files under studies/."""
     from hpo.study import create_storage, mask_url, resolve_storage_url

@@ -41,8 +41,9 @@ search_space:
 
 def write_study(tmp_path: Path, demo_data: Path, *, epochs: int = 2, folds: int = 1) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs,
-                                      folds=folds))
+    path.write_text(
+        TINY_STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs, folds=folds)
+    )
     return path
 
 
@@ -60,8 +61,9 @@ def load(tmp_path: Path) -> optuna.Study:
 
 def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path) -> None:
     study_file = write_study(tmp_path, demo_data, folds=2)
-    code = run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6",
-                   "--quiet")
+    code = run_cli(
+        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6", "--quiet"
+    )
     assert code == 0
     study = load(tmp_path)
     trials = [t for t in study.trials if DISCARDED_ATTR not in t.user_attrs]
@@ -76,20 +78,28 @@ def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path) -> None:
             assert len(trial.user_attrs["fold_scores"]) == 2
             assert trial.value == pytest.approx(sum(trial.user_attrs["fold_scores"]) / 2)
             assert len(trial.user_attrs["per_class_f1"]) == 18
-            assert trial.user_attrs["config"]["train"]["optimizer"]["lr"] == trial.params[
-                "train.optimizer.lr"]
+            assert (
+                trial.user_attrs["config"]["train"]["optimizer"]["lr"]
+                == trial.params["train.optimizer.lr"]
+            )
         if trial.state == TrialState.PRUNED:
             assert trial.intermediate_values
             assert trial.user_attrs["epochs_trained"] < 4
         if trial.state == TrialState.FAIL:
             # lr=1e30 blows the loss up: failed with its reason, and the study went on.
-            assert "nan" in trial.user_attrs["fail_reason"].lower() or "inf" in trial.user_attrs[
-                "fail_reason"].lower()
+            assert (
+                "nan" in trial.user_attrs["fail_reason"].lower()
+                or "inf" in trial.user_attrs["fail_reason"].lower()
+            )
     assert TrialState.FAIL in states
 
     # Re-running resumes: a larger total adds only the missing trials.
-    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "7",
-                   "--quiet") == 0
+    assert (
+        run_cli(
+            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "7", "--quiet"
+        )
+        == 0
+    )
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 7
 
 
@@ -97,19 +107,47 @@ def test_worker_with_a_different_study_file_is_refused(
     tmp_path: Path, demo_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     study_file = write_study(tmp_path, demo_data, epochs=1)
-    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1",
-                   "--quiet") == 0
+    assert (
+        run_cli(
+            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1", "--quiet"
+        )
+        == 0
+    )
     capsys.readouterr()
-    code = run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "2",
-                   "--quiet", "--set", "train.epochs=2")
+    code = run_cli(
+        "run",
+        "--study",
+        "tiny",
+        "--config",
+        str(study_file),
+        "--n-trials",
+        "2",
+        "--quiet",
+        "--set",
+        "train.epochs=2",
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "different study file: train.epochs: stored 1, here 2" in err
     assert "Traceback" not in err
     assert len(load(tmp_path).trials) == 1
     # Joining on purpose is allowed.
-    assert run_cli("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "2",
-                   "--quiet", "--set", "train.epochs=2", "--allow-mismatch") == 0
+    assert (
+        run_cli(
+            "run",
+            "--study",
+            "tiny",
+            "--config",
+            str(study_file),
+            "--n-trials",
+            "2",
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--allow-mismatch",
+        )
+        == 0
+    )
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
 
 
@@ -117,8 +155,10 @@ def test_worker_with_a_different_study_file_is_refused(
     ("content", "expected"),
     [
         ("stduy: {}\n", "unknown section 'stduy'"),
-        ("search_space:\n  train.optimizer.lr: {float: [0.1, 0.01]}\n",
-         "search_space.train.optimizer.lr: low must be below high"),
+        (
+            "search_space:\n  train.optimizer.lr: {float: [0.1, 0.01]}\n",
+            "search_space.train.optimizer.lr: low must be below high",
+        ),
         ("search_space:\n  train.loss: {choice: {hinge: {}}}\n", "unknown loss 'hinge'"),
         ("train: {epochs: 0}\n", "train.epochs"),
         ("study: {pruner: {name: sometimes}}\n", "unknown pruner 'sometimes'"),
@@ -151,8 +191,13 @@ def test_unknown_study_lists_the_study_files(
 
 def _hpo(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "hpo", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 @pytest.mark.slow
@@ -171,8 +216,9 @@ def test_two_workers_finish_exactly_the_total(tmp_path: Path, demo_data: Path) -
 
 def test_ctrl_c_marks_the_running_trial_failed(tmp_path: Path, demo_data: Path) -> None:
     study_file = write_study(tmp_path, demo_data, epochs=50)
-    worker = _hpo("run", "--study", "tiny", "--config", str(study_file), "--n-trials", "3",
-                  "--quiet")
+    worker = _hpo(
+        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "3", "--quiet"
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.5)
