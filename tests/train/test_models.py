@@ -40,10 +40,12 @@ def test_every_model_outputs_one_logit_per_class(name: str) -> None:
 
 
 def test_entries_have_their_own_parameters() -> None:
-    assert MODELS.parameters("small_cnn") == {"width": 16, "dropout": 0.0}
+    assert MODELS.parameters("small_cnn") == {"width": 16, "grid": 4, "dropout": 0.0}
     assert MODELS.parameters("efficientnet_b3") == {"dropout": 0.3}
     assert MODELS.parameters("shufflenet_v2") == {"size": "x1_0"}
     assert MODELS.parameters("resnet18") == {}
+    pooled = MODELS.create("small_cnn", num_classes=4, width=8, grid=1)  # global pooling
+    assert pooled(torch.randn(2, 3, 40, 24)).shape == (2, 4)
     model = build_model(ModelSpec(name="shufflenet_v2", size="x0_5"), num_classes=4).eval()
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 4)
 
