@@ -13,6 +13,8 @@ from hpo.exceptions import DataError, TrainingError
 from hpo.train import EpochResult, fit, predict_proba
 from hpo.train import loop as loop_module
 from hpo.train.loop import _mix
+from hpo.train.losses import LOSSES
+from hpo.train.optim import OPTIMIZERS, SCHEDULERS
 
 from .helpers import CPU, MakeConfig
 
@@ -269,3 +271,34 @@ def test_predict_proba_tta_averages_the_mirror_image(
     mirrored = predict_proba(model, np.ascontiguousarray(images[:8, :, ::-1]), device=CPU)
     both = predict_proba(model, images[:8], device=CPU, tta=True)
     np.testing.assert_allclose(both, (plain + mirrored) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize("scheduler", SCHEDULERS.names())
+def test_every_scheduler_steps_in_fit(
+    make_config: MakeConfig, learnable: Data, scheduler: str, validate: bool
+) -> None:
+    images, labels = learnable
+    config = make_config(**{"train.scheduler": {"name": scheduler, "warmup_epochs": 1}})
+    result = fit(
+        config, images, labels, TRAIN, VAL if validate else None, device=CPU, num_classes=3
+    )
+    lrs = [r.lr for r in result.history]
+    assert lrs[0] == pytest.approx(0.01 * 0.01) and lrs[1] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("loss", LOSSES.names())
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
+def test_every_loss_and_optimizer_trains_in_fit(
+    make_config: MakeConfig, learnable: Data, loss: str, optimizer: str
+) -> None:
+    images, labels = learnable
+    config = make_config(
+        **{
+            "train.loss": {"name": loss},
+            "train.optimizer": {"name": optimizer, "lr": 0.05 if optimizer == "sgd" else 0.01},
+            "train.epochs": 2,
+        }
+    )
+    result = fit(config, images, labels, TRAIN, VAL, device=CPU, num_classes=3)
+    assert all(np.isfinite(r.train_loss) and np.isfinite(r.val_loss or 0) for r in result.history)
