@@ -93,9 +93,10 @@ def fit(
 ) -> FitResult:
     """Train ``config.train``'s model on ``train_idx``, evaluating on ``val_idx`` every epoch.
 
-    The run is deterministic for a given ``config.train.seed`` on a given device (model
-    initialisation, shuffling, augmentation and dropout draw from generators seeded here; the
-    caller's global random state is left as it was).
+    The run is repeatable for a given ``config.train.seed`` (model initialisation, shuffling,
+    augmentation and dropout draw from generators seeded here; the caller's global random
+    state is left as it was): bit for bit on the CPU, and on CUDA with deterministic kernels
+    (``configure_backends(device, deterministic=True)``).
 
     Args:
         config: The training config (its ``data`` section is not read: the pixels are given).
