@@ -40,6 +40,15 @@ __all__ = [
 ]
 
 
+# Default component of each TrainSettings field that names a registry entry.
+_COMPONENTS = {
+    "model": "small_cnn",
+    "optimizer": "adamw",
+    "scheduler": "cosine",
+    "loss": "cross_entropy",
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -197,13 +206,17 @@ class DataConfig(_Strict):
 class TrainSettings(_Strict):
     """How one model is trained: every key is settable in a study file's ``train`` section."""
 
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name="small_cnn"))
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(name=_COMPONENTS["model"]))
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
     grad_accum_steps: int = Field(1, ge=1)
-    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(name="adamw"))
-    scheduler: SchedulerSpec = Field(default_factory=lambda: SchedulerSpec(name="cosine"))
-    loss: LossSpec = Field(default_factory=lambda: LossSpec(name="cross_entropy"))
+    optimizer: OptimizerSpec = Field(
+        default_factory=lambda: OptimizerSpec(name=_COMPONENTS["optimizer"])
+    )
+    scheduler: SchedulerSpec = Field(
+        default_factory=lambda: SchedulerSpec(name=_COMPONENTS["scheduler"])
+    )
+    loss: LossSpec = Field(default_factory=lambda: LossSpec(name=_COMPONENTS["loss"]))
     kfold: KFoldConfig = Field(default_factory=KFoldConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
@@ -282,12 +295,14 @@ def apply_overrides(
     for key, value in overrides:
         parts = key.split(".")
         node = out
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
-            if isinstance(child, str) and part in ("model", "optimizer", "scheduler", "loss"):
+            component = depth == 1 and parts[0] == "train" and part in _COMPONENTS
+            if isinstance(child, str) and component:
                 child = {"name": child}
             if child is None:
-                child = {}
+                # A parameter of a component the file leaves out lands in the default one.
+                child = {"name": _COMPONENTS[part]} if component else {}
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
             node[part] = child

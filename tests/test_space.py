@@ -134,3 +134,13 @@ def test_set_pins_a_searched_key(tmp_path: Path) -> None:
     base = spec.base_config()
     assert base.train.batch_size == 8
     assert base.train.epochs == 4  # a later --set of the same key wins
+
+
+def test_set_of_a_parameter_of_a_default_component(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("train: {epochs: 2}\n")
+    spec = load_study_spec(path, overrides=["train.loss.weighting=inverse", "train.model.width=8"])
+    base = spec.base_config()
+    assert base.train.loss.name == "cross_entropy"
+    assert base.train.loss.params["weighting"] == "inverse"
+    assert base.train.model.name == "small_cnn" and base.train.model.params["width"] == 8
