@@ -302,13 +302,17 @@ def build_sampler(
 ) -> optuna.samplers.BaseSampler:
     params = dict(spec)
     name = params.pop("name")
-    return SAMPLERS.create(name, grid=grid, **params)
+    with warnings.catch_warnings():  # group=True and Wilcoxon are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return SAMPLERS.create(name, grid=grid, **params)
 
 
 def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     params = dict(spec)
     name = params.pop("name")
-    return PRUNERS.create(name, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return PRUNERS.create(name, **params)
 
 
 # ---------------------------------------------------------------------------------------------
