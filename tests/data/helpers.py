@@ -18,7 +18,7 @@ def image_of(folder: Path, stem: str) -> Path:
     return path
 
 
-def rewrite_csv(path: Path, edit: Callable[[list[list[str]]], None]) -> None:
+def rewrite_csv(path: Path, edit: Callable[[list[list[str]]], object]) -> None:
     """Rewrite a small CSV file through ``edit`` of its rows (header included)."""
     rows = [line.split(",") for line in path.read_text().splitlines()]
     edit(rows)
