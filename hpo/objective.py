@@ -83,6 +83,7 @@ class Objective:
         self.per_fold_pruning = per_fold_pruning
         self._load = data_loader or load_training_data
         self._data: dict[tuple[Any, ...], Any] = {}
+        self._splits: dict[tuple[Any, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
 
     def data(self, cfg: DataConfig) -> Any:
         key = _data_key(cfg)
@@ -123,7 +124,10 @@ class Objective:
         loaded = self.data(config.data)
         samples, images = loaded.samples, loaded.images
         kfold = config.train.kfold
-        splits = kfold_splits(samples, kfold.n_splits, seed=config.train.seed)
+        split_key = (_data_key(config.data), kfold.n_splits, config.train.seed)
+        if split_key not in self._splits:
+            self._splits[split_key] = kfold_splits(samples, kfold.n_splits, seed=config.train.seed)
+        splits = self._splits[split_key]
         epochs = config.train.epochs
         per_class: list[list[float]] = []
         confusion: np.ndarray | None = None
