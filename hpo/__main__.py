@@ -1,5 +1,7 @@
 """``python -m hpo`` runs the command line."""
 
+import sys
+
 from hpo.cli import main
 
-main()
+sys.exit(main())

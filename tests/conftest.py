@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +65,25 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hpo.data.synth import make_demo_data
 
     return make_demo_data(tmp_path_factory.mktemp("demo") / "mask", profiles=24, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line, in-process through the real entry point.
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``hpo ARGS`` through ``hpo.cli.main``: returns (exit code, stdout, stderr)."""
+    from hpo.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            result = main([str(a) for a in args])
+            code = result if isinstance(result, int) else 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -7,14 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.cli import main
 from hpo.study import DISCARDED_ATTR, FINISHED
+
+CliRun = Callable[..., tuple[int, str, str]]
 
 TINY_STUDY = """\
 study:
@@ -47,21 +49,13 @@ def write_study(tmp_path: Path, demo_data: Path, *, epochs: int = 2, folds: int 
     return path
 
 
-def run_cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def load(tmp_path: Path) -> optuna.Study:
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
 
 
-def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path) -> None:
+def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path, run_cli: CliRun) -> None:
     study_file = write_study(tmp_path, demo_data, folds=2)
-    code = run_cli(
+    code, _, _ = run_cli(
         "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6", "--quiet"
     )
     assert code == 0
@@ -97,24 +91,23 @@ def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path) -> None:
     assert (
         run_cli(
             "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "7", "--quiet"
-        )
+        )[0]
         == 0
     )
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 7
 
 
 def test_worker_with_a_different_study_file_is_refused(
-    tmp_path: Path, demo_data: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
     study_file = write_study(tmp_path, demo_data, epochs=1)
     assert (
         run_cli(
             "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1", "--quiet"
-        )
+        )[0]
         == 0
     )
-    capsys.readouterr()
-    code = run_cli(
+    code, _, err = run_cli(
         "run",
         "--study",
         "tiny",
@@ -126,7 +119,6 @@ def test_worker_with_a_different_study_file_is_refused(
         "--set",
         "train.epochs=2",
     )
-    err = capsys.readouterr().err
     assert code == 2
     assert "different study file: train.epochs: stored 1, here 2" in err
     assert "Traceback" not in err
@@ -145,7 +137,7 @@ def test_worker_with_a_different_study_file_is_refused(
             "--set",
             "train.epochs=2",
             "--allow-mismatch",
-        )
+        )[0]
         == 0
     )
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
@@ -167,12 +159,11 @@ def test_worker_with_a_different_study_file_is_refused(
     ],
 )
 def test_bad_study_file_exits_2_before_any_trial(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: str
+    tmp_path: Path, run_cli: CliRun, content: str, expected: str
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    code = run_cli("run", "--study", "bad", "--config", str(path), "--n-trials", "1")
-    err = capsys.readouterr().err
+    code, _, err = run_cli("run", "--study", "bad", "--config", str(path), "--n-trials", "1")
     assert code == 2
     assert err.startswith("error: ") and str(path) in err and expected in err
     assert len(err.strip().splitlines()) == 1
@@ -180,13 +171,14 @@ def test_bad_study_file_exits_2_before_any_trial(
 
 
 def test_unknown_study_lists_the_study_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "mask-clf.yaml").write_text("{}\n")
-    assert run_cli("run", "--study", "mask", "--n-trials", "1") == 2
-    assert "studies/mask.yaml not found; studies in studies/: mask-clf" in capsys.readouterr().err
+    code, _, err = run_cli("run", "--study", "mask", "--n-trials", "1")
+    assert code == 2
+    assert "studies/mask.yaml not found; studies in studies/: mask-clf" in err
 
 
 def _hpo(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 
-from hpo.cli import main
-
-
-def run_cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+CliRun = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -40,40 +33,35 @@ def studies_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_list_shows_started_and_unstarted_studies(
-    studies_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run_cli("studies", "list") == 0
-    out = capsys.readouterr().out
+def test_list_shows_started_and_unstarted_studies(studies_dir: Path, run_cli: CliRun) -> None:
+    code, out, _ = run_cli("studies", "list")
+    assert code == 0
     alpha = next(line for line in out.splitlines() if "alpha" in line)
     assert " 8 " in alpha and " 7 " in alpha and " 1 " in alpha  # trials, complete, pruned
     assert "beta" in out and "not started" in out
 
 
-def test_show_prints_best_top_counts_and_importances(
-    studies_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_prints_best_top_counts_and_importances(studies_dir: Path, run_cli: CliRun) -> None:
     study = optuna.load_study(study_name="alpha", storage="sqlite:///studies/alpha.db")
-    assert run_cli("studies", "show", "alpha", "--top", "3") == 0
-    out = capsys.readouterr().out
+    code, out, _ = run_cli("studies", "show", "alpha", "--top", "3")
+    assert code == 0
     assert "7 complete, 1 pruned" in out
     assert "top 3" in out
     assert f"{study.best_value:.4f}" in out
     assert "parameter importances" in out and "optimizer.lr" in out
 
 
-def test_delete_removes_the_study(studies_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli("studies", "delete", "alpha", "--yes") == 0
-    assert "deleted study alpha (8 trials)" in capsys.readouterr().out
-    assert run_cli("studies", "show", "alpha") == 2
-    err = capsys.readouterr().err
+def test_delete_removes_the_study(studies_dir: Path, run_cli: CliRun) -> None:
+    code, out, _ = run_cli("studies", "delete", "alpha", "--yes")
+    assert code == 0
+    assert "deleted study alpha (8 trials)" in out
+    code, _, err = run_cli("studies", "show", "alpha")
+    assert code == 2
     assert err.startswith("error: no study named 'alpha'")
 
 
-def test_show_of_a_study_never_run_is_one_line_error(
-    studies_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run_cli("studies", "show", "beta") == 2
-    err = capsys.readouterr().err
+def test_show_of_a_study_never_run_is_one_line_error(studies_dir: Path, run_cli: CliRun) -> None:
+    code, _, err = run_cli("studies", "show", "beta")
+    assert code == 2
     assert err.startswith("error: no study named 'beta'") and len(err.splitlines()) == 1
     assert not (studies_dir / "beta.db").exists()

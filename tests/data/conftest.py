@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from hpo.cli import main
 from hpo.data import make_demo_data
 
 DEMO_PROFILES = 24
@@ -29,20 +28,3 @@ def data_copy(demo_root: Path, tmp_path: Path) -> Path:
 
 
 CliRun = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
-    """Run ``hpo ARGS`` in-process through the real entry point: (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            result = main([str(a) for a in args])
-            code = result if isinstance(result, int) else 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run

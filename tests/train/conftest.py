@@ -12,7 +12,7 @@ import torch
 
 from hpo.config import TrainConfig, apply_overrides, train_config_from_dict
 
-from .helpers import TINY, CliRun, MakeConfig, learnable_data
+from .helpers import TINY, MakeConfig, learnable_data
 
 
 @pytest.fixture(autouse=True)
@@ -39,24 +39,6 @@ def make_config() -> MakeConfig:
 @pytest.fixture(scope="module")
 def learnable() -> tuple[np.ndarray, np.ndarray]:
     return learnable_data()
-
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
-    """Run ``hpo ARGS`` in-process through the real entry point: (exit code, stdout, stderr)."""
-    from hpo.cli import main
-
-    def run(*args: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            result = main([str(a) for a in args])
-            code = result if isinstance(result, int) else 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture(scope="session")
