@@ -9,6 +9,7 @@ import click
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -75,12 +76,10 @@ def run(
         progress=not quiet,
     )
     study = session.study
-    _log.info(
-        "study %s | storage %s | device %s | %d parameters searched",
-        name,
-        session.masked_storage,
-        torch_device,
-        len(session.space.params),
+    console.print(
+        f"study [bold]{name}[/] | storage {escape(session.masked_storage)} | device "
+        f"{torch_device} | {len(session.space.params)} parameters searched",
+        highlight=False,
     )
 
     def best_text() -> str:

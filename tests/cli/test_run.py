@@ -232,3 +232,28 @@ def test_ctrl_c_marks_the_running_trial_failed(tmp_path: Path, demo_data: Path) 
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and failed[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+
+
+def test_run_on_each_storage_never_prints_the_password(
+    tmp_path: Path, demo_data: Path, storage_url: str, run_cli: CliRun
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    code, out, err = run_cli(
+        "run",
+        "--study",
+        "tiny",
+        "--config",
+        str(study_file),
+        "--n-trials",
+        "2",
+        "--storage",
+        storage_url,
+    )
+    assert code == 0, err
+    study = optuna.load_study(
+        study_name="tiny", storage=storage_url.replace("postgresql://", "postgresql+psycopg://")
+    )
+    assert len(study.get_trials(states=FINISHED)) == 2
+    if "secret" in storage_url:
+        assert "secret" not in out + err
+        assert "***" in out + err
