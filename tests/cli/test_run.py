@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,3 +258,50 @@ def test_run_on_each_storage_never_prints_the_password(
     if "secret" in storage_url:
         assert "secret" not in out + err
         assert "***" in out + err
+
+
+def test_worker_with_different_data_is_refused(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
+) -> None:
+    from hpo.data.synth import make_demo_data
+
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    assert (
+        run_cli(
+            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1", "--quiet"
+        )[0]
+        == 0
+    )
+    # The same data under another root joins (data.root may differ between machines) ...
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(demo_data, moved)
+    code, _, err = run_cli(
+        "run",
+        "--study",
+        "tiny",
+        "--config",
+        str(study_file),
+        "--n-trials",
+        "2",
+        "--quiet",
+        "--set",
+        f"data.root={moved}",
+    )
+    assert code == 0, err
+    # ... other data does not.
+    other = make_demo_data(tmp_path / "other", profiles=9, seed=7, eval_images=0)
+    code, _, err = run_cli(
+        "run",
+        "--study",
+        "tiny",
+        "--config",
+        str(study_file),
+        "--n-trials",
+        "3",
+        "--quiet",
+        "--set",
+        f"data.root={other}",
+    )
+    assert code == 2
+    assert "was started on different data" in err and "--allow-mismatch" in err
+    assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
