@@ -305,3 +305,23 @@ def test_worker_with_different_data_is_refused(
     assert code == 2
     assert "was started on different data" in err and "--allow-mismatch" in err
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
+
+
+def test_wilcoxon_reports_once_per_fold(tmp_path: Path, demo_data: Path, run_cli: CliRun) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1, folds=3)
+    text = study_file.read_text().replace(
+        "pruner: {name: median, n_startup_trials: 1, n_warmup_steps: 0}",
+        "pruner: {name: wilcoxon, p_threshold: 0.5, n_startup_steps: 1}",
+    )
+    study_file.write_text(text.replace("[0.05, 1.0e-7, 1.0e+30]", "[0.05, 1.0e-7]"))
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "4", "--quiet"
+    )
+    assert code == 0, err
+    trials = load(tmp_path).get_trials(states=FINISHED)
+    assert len(trials) == 4
+    for trial in trials:
+        # Steps are fold indices; a trial the pruner stops returns the mean of its folds.
+        steps = sorted(trial.intermediate_values)
+        assert steps == list(range(len(steps))) and 1 <= len(steps) <= 3
+        assert trial.value == pytest.approx(sum(trial.user_attrs["fold_scores"]) / len(steps))
