@@ -50,15 +50,22 @@ def write_study(tmp_path: Path, demo_data: Path, *, epochs: int = 2, folds: int 
     return path
 
 
+def run_tiny(
+    run_cli: CliRun, study_file: Path, n_trials: int, *extra: str
+) -> tuple[int, str, str]:
+    """``hpo run`` of the tiny study, quietly."""
+    return run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", n_trials, "--quiet", *extra
+    )
+
+
 def load(tmp_path: Path) -> optuna.Study:
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
 
 
 def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path, run_cli: CliRun) -> None:
     study_file = write_study(tmp_path, demo_data, folds=2)
-    code, _, _ = run_cli(
-        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "6", "--quiet"
-    )
+    code, _, _ = run_tiny(run_cli, study_file, 6)
     assert code == 0
     study = load(tmp_path)
     trials = [t for t in study.trials if DISCARDED_ATTR not in t.user_attrs]
@@ -89,12 +96,7 @@ def test_tiny_study_end_to_end(tmp_path: Path, demo_data: Path, run_cli: CliRun)
     assert TrialState.FAIL in states
 
     # Re-running resumes: a larger total adds only the missing trials.
-    assert (
-        run_cli(
-            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "7", "--quiet"
-        )[0]
-        == 0
-    )
+    assert run_tiny(run_cli, study_file, 7)[0] == 0
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 7
 
 
@@ -102,45 +104,14 @@ def test_worker_with_a_different_study_file_is_refused(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
     study_file = write_study(tmp_path, demo_data, epochs=1)
-    assert (
-        run_cli(
-            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1", "--quiet"
-        )[0]
-        == 0
-    )
-    code, _, err = run_cli(
-        "run",
-        "--study",
-        "tiny",
-        "--config",
-        str(study_file),
-        "--n-trials",
-        "2",
-        "--quiet",
-        "--set",
-        "train.epochs=2",
-    )
+    assert run_tiny(run_cli, study_file, 1)[0] == 0
+    code, _, err = run_tiny(run_cli, study_file, 2, "--set", "train.epochs=2")
     assert code == 2
     assert "different study file: train.epochs: stored 1, here 2" in err
     assert "Traceback" not in err
     assert len(load(tmp_path).trials) == 1
     # Joining on purpose is allowed.
-    assert (
-        run_cli(
-            "run",
-            "--study",
-            "tiny",
-            "--config",
-            str(study_file),
-            "--n-trials",
-            "2",
-            "--quiet",
-            "--set",
-            "train.epochs=2",
-            "--allow-mismatch",
-        )[0]
-        == 0
-    )
+    assert run_tiny(run_cli, study_file, 2, "--set", "train.epochs=2", "--allow-mismatch")[0] == 0
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
 
 
@@ -266,42 +237,15 @@ def test_worker_with_different_data_is_refused(
     from hpo.data.synth import make_demo_data
 
     study_file = write_study(tmp_path, demo_data, epochs=1)
-    assert (
-        run_cli(
-            "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "1", "--quiet"
-        )[0]
-        == 0
-    )
+    assert run_tiny(run_cli, study_file, 1)[0] == 0
     # The same data under another root joins (data.root may differ between machines) ...
     moved = tmp_path / "elsewhere"
     shutil.copytree(demo_data, moved)
-    code, _, err = run_cli(
-        "run",
-        "--study",
-        "tiny",
-        "--config",
-        str(study_file),
-        "--n-trials",
-        "2",
-        "--quiet",
-        "--set",
-        f"data.root={moved}",
-    )
+    code, _, err = run_tiny(run_cli, study_file, 2, "--set", f"data.root={moved}")
     assert code == 0, err
     # ... other data does not.
     other = make_demo_data(tmp_path / "other", profiles=9, seed=7, eval_images=0)
-    code, _, err = run_cli(
-        "run",
-        "--study",
-        "tiny",
-        "--config",
-        str(study_file),
-        "--n-trials",
-        "3",
-        "--quiet",
-        "--set",
-        f"data.root={other}",
-    )
+    code, _, err = run_tiny(run_cli, study_file, 3, "--set", f"data.root={other}")
     assert code == 2
     assert "was started on different data" in err and "--allow-mismatch" in err
     assert len(load(tmp_path).get_trials(states=FINISHED)) == 2
@@ -314,9 +258,7 @@ def test_wilcoxon_reports_once_per_fold(tmp_path: Path, demo_data: Path, run_cli
         "pruner: {name: wilcoxon, p_threshold: 0.5, n_startup_steps: 1}",
     )
     study_file.write_text(text.replace("[0.05, 1.0e-7, 1.0e+30]", "[0.05, 1.0e-7]"))
-    code, _, err = run_cli(
-        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "4", "--quiet"
-    )
+    code, _, err = run_tiny(run_cli, study_file, 4)
     assert code == 0, err
     trials = load(tmp_path).get_trials(states=FINISHED)
     assert len(trials) == 4
