@@ -22,7 +22,21 @@ def _value(value: Any) -> str:
 
 
 def format_params(params: dict[str, Any]) -> str:
-    return escape(" ".join(f"{_short(k)}={_value(v)}" for k, v in params.items()))
+    """``lr=0.003 scheduler=step(step_size=2 gamma=0.33)``: branch parameters beside the branch."""
+    branch_params: dict[str, list[str]] = {}
+    for key, value in params.items():
+        if "[" in key:
+            path, _, rest = key.partition("[")
+            param = rest.partition("].")[2]
+            branch_params.setdefault(path, []).append(f"{param}={_value(value)}")
+    parts = []
+    for key, value in params.items():
+        if "[" in key:
+            continue
+        inner = branch_params.get(key)
+        suffix = f"({' '.join(inner)})" if inner else ""
+        parts.append(f"{_short(key)}={_value(value)}{suffix}")
+    return escape(" ".join(parts))
 
 
 def format_trial(trial: FrozenTrial) -> str:
