@@ -466,7 +466,7 @@ def load_study_spec(
         train=raw["train"],
         search_space=space,
     )
-    base = spec.base_config()  # fixed settings must be valid on their own
+    spec.base_config()  # the fixed settings must be valid on their own
     parse_space(space, base=spec.fixed_dict(), source=str(path))
     from hpo.study import PRUNERS, SAMPLERS
 
@@ -478,5 +478,4 @@ def load_study_spec(
                 f"{path}: study.{kind}.name is required; known: {', '.join(registry.names())}"
             )
         registry.validate(entry_name, entry, where=f"{path}: study.{kind}")
-    del base
     return spec

@@ -9,7 +9,6 @@ returns the mean of the folds it ran (Optuna's advice, so TPE still learns from 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +22,6 @@ from hpo.config import DataConfig, StudySpec, TrainConfig, apply_overrides, trai
 from hpo.space import Space
 
 __all__ = ["Objective", "TrialSummary", "trial_config"]
-
-_log = logging.getLogger(__name__)
 
 
 def trial_config(spec: StudySpec, space: Space, trial: optuna.Trial) -> TrainConfig:
@@ -62,7 +59,6 @@ class Objective:
         space: Its parsed search space.
         device: Where trials train.
         per_fold_pruning: Report once per fold (Wilcoxon) instead of once per epoch.
-        progress: Show per-epoch progress of each trial.
         data_loader: ``DataConfig -> LoadedData`` (``hpo.data.load_training_data``).
     """
 

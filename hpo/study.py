@@ -8,7 +8,6 @@ with no free slot waits for the trials of other workers to end (one may fail and
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -41,8 +40,6 @@ __all__ = [
     "study_counts",
     "study_file",
 ]
-
-_log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,6 @@ from hpo.study import (
 )
 
 __all__ = ["TuneSession", "prepare_session"]
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass
