@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import click
@@ -91,7 +92,9 @@ def show(name: str, storage: str | None, top: int) -> None:
     console.print(trial_table(best, title=f"top {len(best)}"))
     if len(complete) >= 2:
         try:
-            importances = optuna.importance.get_param_importances(study)
+            with warnings.catch_warnings():  # few trials per branch: the table says enough
+                warnings.simplefilter("ignore", UserWarning)
+                importances = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError) as exc:
             console.print(f"[dim]parameter importances unavailable: {exc}[/]")
         else:
