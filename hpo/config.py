@@ -17,7 +17,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from hpo.components import LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
 from hpo.exceptions import ConfigError
+from hpo.registry import Registry
 
 __all__ = [
     "AugmentConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "ModelSpec",
     "OptimizerSpec",
     "SchedulerSpec",
+    "StrictModel",
     "TrainConfig",
     "TrainSettings",
     "apply_overrides",
@@ -49,30 +52,21 @@ _COMPONENTS = {
 }
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Frozen, and unknown keys are errors that list the known ones."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _registry(kind: str) -> Any:
-    # Imported lazily: the registries import torch, and hpo.train imports this module.
-    if kind == "model":
-        from hpo.train.models import MODELS
-
-        return MODELS
-    if kind == "loss":
-        from hpo.train.losses import LOSSES
-
-        return LOSSES
-    if kind == "optimizer":
-        from hpo.train.optim import OPTIMIZERS
-
-        return OPTIMIZERS
-    from hpo.train.optim import SCHEDULERS
-
-    return SCHEDULERS
+_REGISTRIES: dict[str, Registry[Any, Any]] = {
+    "model": MODELS,
+    "loss": LOSSES,
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+}
 
 
-class Component(_Strict):
+class Component(StrictModel):
     """A registry entry chosen by name with its parameters, written flat in YAML.
 
     ``{name: focal, gamma: 2.0}`` validates ``gamma`` against the signature of the registered
@@ -99,7 +93,7 @@ class Component(_Strict):
 
     @model_validator(mode="after")
     def _validate_params(self) -> Component:
-        registry = _registry(self.kind)
+        registry = _REGISTRIES[self.kind]
         try:
             params = registry.validate(self.name, self.params)
         except ConfigError as exc:
@@ -135,14 +129,23 @@ class OptimizerSpec(Component):
 class SchedulerSpec(Component):
     kind: ClassVar[str] = "scheduler"
     warmup_epochs: int = Field(0, ge=0)
-    """Linear warm-up from 1 % of the learning rate over this many first epochs."""
+    """Linear warm-up from 1 % of the learning rate over this many first epochs (per batch for
+    per-batch schedulers)."""
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> SchedulerSpec:
+        if self.warmup_epochs and SCHEDULERS.info(self.name).own_warmup:
+            raise ValueError(
+                f"warmup_epochs: {self.name} warms up by itself (pct_start); use warmup_epochs: 0"
+            )
+        return self
 
 
 class LossSpec(Component):
     kind: ClassVar[str] = "loss"
 
 
-class KFoldConfig(_Strict):
+class KFoldConfig(StrictModel):
     """Person-grouped, stratified K-fold."""
 
     n_splits: int = Field(5, ge=2)
@@ -162,7 +165,7 @@ class KFoldConfig(_Strict):
         return self.n_splits if self.folds == "all" else self.folds
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     """Batch augmentation applied to training images (on the device that trains)."""
 
     hflip: bool = True
@@ -174,7 +177,7 @@ class AugmentConfig(_Strict):
     cutmix_alpha: float = Field(0.0, ge=0.0)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where the images are and how they are read."""
 
     format: Literal["mask", "folder"] = "mask"
@@ -203,7 +206,7 @@ class DataConfig(_Strict):
         }
 
 
-class TrainSettings(_Strict):
+class TrainSettings(StrictModel):
     """How one model is trained: every key is settable in a study file's ``train`` section."""
 
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(name=_COMPONENTS["model"]))
@@ -226,7 +229,7 @@ class TrainSettings(_Strict):
     """channels_last memory format; used on CUDA only."""
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A complete training run: data plus training settings, with provenance when exported."""
 
     data: DataConfig = Field(default_factory=DataConfig)
@@ -365,117 +368,3 @@ def load_train_config(path: Path, overrides: Iterable[str] = ()) -> TrainConfig:
         raw = {k: v for k, v in raw.items() if k in ("data", "train")}
     raw = apply_overrides(raw, parse_overrides(overrides))
     return train_config_from_dict(raw, str(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# Study files
-
-
-class StudySettings(_Strict):
-    """How a study runs (the ``study`` section of a study file)."""
-
-    direction: Literal["maximize", "minimize"] = "maximize"
-    storage: str | None = None
-    """SQLAlchemy URL; null means ``sqlite:///<study file dir>/<name>.db``."""
-    sampler: Mapping[str, Any] = Field(default_factory=lambda: {"name": "tpe"})
-    pruner: Mapping[str, Any] = Field(default_factory=lambda: {"name": "median"})
-    heartbeat_interval: int = Field(60, ge=1)
-    """Seconds between a running trial's heartbeats; a silent trial is failed and retried."""
-    grace_period: int | None = Field(None, ge=1)
-    """Seconds without a heartbeat before a trial counts as stale (default 2x the interval)."""
-    max_retry: int = Field(2, ge=0)
-    """How often a trial whose worker died is re-queued with the same parameters."""
-    max_consecutive_failures: int = Field(5, ge=1)
-    """A worker stops after this many failed trials in a row (a broken study, not a bad config)."""
-
-
-class StudySpec(_Strict):
-    """A validated study file: how it runs, fixed settings and the search space."""
-
-    name: str
-    path: Path | None = None
-    study: StudySettings = Field(default_factory=StudySettings)
-    data: Mapping[str, Any] = Field(default_factory=dict)
-    train: Mapping[str, Any] = Field(default_factory=dict)
-    search_space: Mapping[str, Any] = Field(default_factory=dict)
-
-    def base_config(self) -> TrainConfig:
-        """The fixed settings as a TrainConfig (searched keys keep their fixed defaults)."""
-        source = str(self.path) if self.path else self.name
-        return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
-
-    def fixed_dict(self) -> dict[str, Any]:
-        """The fixed settings as written, the base that sampled values go on top of.
-
-        Components the file leaves out get their default name, so ``train.optimizer.lr`` has a
-        component to land in; defaults of their parameters are not filled in, so a sampled
-        ``train.optimizer.name: sgd`` does not inherit Adam's ``beta1``.
-        """
-        base = self.base_config()
-        train = copy.deepcopy(dict(self.train))
-        for key in ("model", "optimizer", "scheduler", "loss"):
-            value = train.get(key)
-            if value is None:
-                train[key] = {"name": getattr(base.train, key).name}
-            elif isinstance(value, str):
-                train[key] = {"name": value}
-        return {"data": copy.deepcopy(dict(self.data)), "train": train}
-
-
-_STUDY_SECTIONS = ("study", "data", "train", "search_space")
-
-
-def load_study_spec(
-    path: Path, *, name: str | None = None, overrides: Iterable[str] = ()
-) -> StudySpec:
-    """Load and validate a study file, applying ``--set`` overrides.
-
-    An override of a fixed setting replaces it; an override of a searched key pins it: the key
-    leaves the search space for this run (and so becomes part of the study's fingerprint).
-    """
-    from hpo.space import parse_space
-
-    raw = load_yaml(path)
-    unknown = sorted(set(raw) - set(_STUDY_SECTIONS))
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section {unknown[0]!r}; known sections: {', '.join(_STUDY_SECTIONS)}"
-        )
-    for section in _STUDY_SECTIONS:
-        if raw.get(section) is not None and not isinstance(raw[section], dict):
-            raise ConfigError(f"{path}: section {section!r} must be a mapping")
-    space = dict(raw.get("search_space") or {})
-    parsed = parse_overrides(overrides)
-    for key, _ in parsed:
-        space.pop(key, None)
-        if not key.startswith(("study.", "data.", "train.")):
-            raise ConfigError(
-                f"--set {key}: keys start with study., data. or train. (e.g. train.epochs=3)"
-            )
-    raw = apply_overrides({k: raw.get(k) or {} for k in ("study", "data", "train")}, parsed)
-    try:
-        settings = StudySettings.model_validate(raw["study"])
-    except pydantic.ValidationError as exc:
-        msg = format_validation_error(exc, str(path))
-        raise ConfigError(msg.replace(f"{path}: ", f"{path}: study.", 1)) from None
-    spec = StudySpec(
-        name=name or path.stem,
-        path=path,
-        study=settings,
-        data=raw["data"],
-        train=raw["train"],
-        search_space=space,
-    )
-    spec.base_config()  # the fixed settings must be valid on their own
-    parse_space(space, base=spec.fixed_dict(), source=str(path))
-    from hpo.study import PRUNERS, SAMPLERS
-
-    for kind, registry in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
-        entry = dict(getattr(settings, kind))
-        entry_name = entry.pop("name", None)
-        if not isinstance(entry_name, str):
-            raise ConfigError(
-                f"{path}: study.{kind}.name is required; known: {', '.join(registry.names())}"
-            )
-        registry.validate(entry_name, entry, where=f"{path}: study.{kind}")
-    return spec

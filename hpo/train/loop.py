@@ -10,6 +10,7 @@ device, and a non-finite loss is recorded there and reported at the end of the e
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from hpo.config import AugmentConfig, TrainConfig
 from hpo.exceptions import DataError, TrainingError
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
-from hpo.train.models import build_model, set_backbone_trainable
+from hpo.train.models import build_model, head_name, set_backbone_trainable
 from hpo.train.optim import build_optimizer, build_schedule
 
 __all__ = ["EpochResult", "FitResult", "amp_dtype", "fit", "predict_proba"]
@@ -171,6 +172,7 @@ class _Fit:
             self.y_val_np = np.asarray(labels[self.val_idx], dtype=np.int64)
 
         self.model = build_model(cfg.model, num_classes).to(device)
+        self.head = head_name(cfg.model.name)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         counts = np.bincount(np.asarray(labels[train_idx], dtype=np.int64), minlength=num_classes)
@@ -178,7 +180,13 @@ class _Fit:
             cfg.loss.name, num_classes=num_classes, class_counts=counts.tolist(), **cfg.loss.params
         ).to(device)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
-        self.schedule = build_schedule(cfg.scheduler, self.optimizer, epochs=cfg.epochs)
+        batches = len(_batch_starts(len(self.y_train), cfg.batch_size))
+        self.schedule = build_schedule(
+            cfg.scheduler,
+            self.optimizer,
+            epochs=cfg.epochs,
+            steps_per_epoch=math.ceil(batches / cfg.grad_accum_steps),
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
     def run(self, on_epoch_end: Callable[[EpochResult], None] | None) -> FitResult:
@@ -201,7 +209,7 @@ class _Fit:
                 )
             macro_f1 = scores.get("macro_f1")
             # plateau watches validation macro-F1; without validation, the training loss.
-            self.schedule.step(macro_f1 if macro_f1 is not None else -train_loss)
+            self.schedule.epoch_end(macro_f1 if macro_f1 is not None else -train_loss)
             result = EpochResult(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -237,14 +245,12 @@ class _Fit:
         model.train()
         freeze = cfg.model.freeze_backbone_epochs
         if epoch < freeze:
-            set_backbone_trainable(model, False)
+            set_backbone_trainable(model, self.head, False)
         elif epoch == freeze > 0:
-            set_backbone_trainable(model, True)
+            set_backbone_trainable(model, self.head, True)
 
         n, batch_size, accum = len(self.y_train), cfg.batch_size, cfg.grad_accum_steps
-        starts = list(range(0, n, batch_size))
-        if len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()  # a batch of one breaks batch norm; the shuffle changes every epoch
+        starts = _batch_starts(n, batch_size)
         perm = torch.randperm(n, device=self.device, generator=self.generator)
         loss_sum = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -263,6 +269,7 @@ class _Fit:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
+                    self.schedule.batch_end()
                 loss = loss.detach()
                 loss_sum += loss * len(idx)
                 seen += len(idx)
@@ -378,6 +385,13 @@ def predict_proba(
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _batch_starts(n: int, batch_size: int) -> list[int]:
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()  # a batch of one breaks batch norm; the shuffle changes every epoch
+    return starts
 
 
 def _prepare(

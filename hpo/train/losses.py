@@ -16,11 +16,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from hpo.registry import Registry
+from hpo.components import LOSSES
 
 __all__ = ["LOSSES", "FocalLoss", "SoftF1Loss", "WeightedCrossEntropy", "class_weights"]
 
-LOSSES: Registry[nn.Module] = Registry("loss", runtime=("num_classes", "class_counts"))
 
 Weighting = Literal["none", "inverse", "sqrt_inverse"]
 

@@ -19,18 +19,16 @@ from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from hpo.components import MODELS, ModelInfo
 from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
-from hpo.registry import Registry
 
 __all__ = ["MODELS", "build_model", "check_weights", "head_name", "set_backbone_trainable"]
-
-MODELS: Registry[nn.Module] = Registry("model", runtime=("num_classes",))
 
 Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-@MODELS.register("small_cnn")
+@MODELS.register("small_cnn", info=ModelInfo(head="18"))
 def small_cnn(
     *,
     num_classes: int,
@@ -68,39 +66,41 @@ def small_cnn(
     )
 
 
-def _register_plain(name: str, builder: Callable[..., nn.Module]) -> None:
+def _register_plain(name: str, builder: Callable[..., nn.Module], head: str) -> None:
     def factory(*, num_classes: int) -> nn.Module:
         return builder(weights=None, num_classes=num_classes)
 
     factory.__doc__ = f"torchvision ``{name}``, randomly initialised."
-    MODELS.register(name)(factory)
+    MODELS.register(name, info=ModelInfo(head=head))(factory)
 
 
 for _name in ("resnet18", "resnet34", "resnet50"):
-    _register_plain(_name, getattr(tvm, _name))
+    _register_plain(_name, getattr(tvm, _name), "fc")
 
 
-def _register_dropout(name: str, builder: Callable[..., nn.Module], default: float) -> None:
+def _register_dropout(
+    name: str, builder: Callable[..., nn.Module], default: float, head: str
+) -> None:
     def factory(*, num_classes: int, dropout: Dropout = default) -> nn.Module:
         return builder(weights=None, num_classes=num_classes, dropout=dropout)
 
     factory.__doc__ = f"torchvision ``{name}`` (dropout before the classifier)."
-    MODELS.register(name)(factory)
+    MODELS.register(name, info=ModelInfo(head=head))(factory)
 
 
-# torchvision's own dropout defaults per variant.
-for _name, _dropout in (
-    ("efficientnet_b0", 0.2),
-    ("efficientnet_b1", 0.2),
-    ("efficientnet_b2", 0.3),
-    ("efficientnet_b3", 0.3),
-    ("mobilenet_v3_small", 0.2),
-    ("mobilenet_v3_large", 0.2),
+# torchvision's own dropout defaults per variant, and where each family keeps its classifier.
+for _name, _dropout, _head in (
+    ("efficientnet_b0", 0.2, "classifier.1"),
+    ("efficientnet_b1", 0.2, "classifier.1"),
+    ("efficientnet_b2", 0.3, "classifier.1"),
+    ("efficientnet_b3", 0.3, "classifier.1"),
+    ("mobilenet_v3_small", 0.2, "classifier.3"),
+    ("mobilenet_v3_large", 0.2, "classifier.3"),
 ):
-    _register_dropout(_name, getattr(tvm, _name), _dropout)
+    _register_dropout(_name, getattr(tvm, _name), _dropout, _head)
 
 
-@MODELS.register("shufflenet_v2")
+@MODELS.register("shufflenet_v2", info=ModelInfo(head="fc"))
 def shufflenet_v2(
     *, num_classes: int, size: Literal["x0_5", "x1_0", "x1_5", "x2_0"] = "x1_0"
 ) -> nn.Module:
@@ -109,7 +109,7 @@ def shufflenet_v2(
     return builder(weights=None, num_classes=num_classes)
 
 
-@MODELS.register("convnext_tiny")
+@MODELS.register("convnext_tiny", info=ModelInfo(head="classifier.2"))
 def convnext_tiny(
     *, num_classes: int, stochastic_depth_prob: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
 ) -> nn.Module:
@@ -131,25 +131,21 @@ def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
     check_weights(spec)
     model = MODELS.create(spec.name, num_classes=num_classes, **spec.params)
     if spec.weights is not None:
-        _load_weights(model, Path(spec.weights), spec.name)
+        _load_weights(model, Path(spec.weights), spec.name, head_name(spec.name))
     return model
 
 
-def head_name(model: nn.Module) -> str:
-    """Qualified name of the classifier head: the last ``nn.Linear`` of the network."""
-    names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
-    if not names:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier head")
-    return names[-1]
+def head_name(model_name: str) -> str:
+    """Qualified module name of model ``model_name``'s classifier head (its registry info)."""
+    return MODELS.info(model_name).head
 
 
-def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
-    """Freeze (or unfreeze) every parameter outside the classifier head.
+def set_backbone_trainable(model: nn.Module, head: str, trainable: bool) -> None:
+    """Freeze (or unfreeze) every parameter outside the classifier head named ``head``.
 
     A frozen backbone's batch-norm layers are also put in eval mode, so its features really
     stay fixed; call this after ``model.train()``.
     """
-    head = head_name(model)
     for name, module in model.named_modules():
         if name == head or name.startswith(head + "."):
             continue
@@ -168,7 +164,7 @@ def check_weights(spec: ModelSpec) -> None:
         )
 
 
-def _load_weights(model: nn.Module, path: Path, name: str) -> None:
+def _load_weights(model: nn.Module, path: Path, name: str, head: str) -> None:
     where = f"train.model.weights: {path}"
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -180,7 +176,6 @@ def _load_weights(model: nn.Module, path: Path, name: str) -> None:
     if state is None:
         raise ConfigError(f"{where}: expected a state dict (parameter name -> tensor)")
     own = model.state_dict()
-    head = head_name(model)
     # A head of another size (ImageNet's 1000 classes) is dropped: ours stays freshly initialised.
     state = {
         k: v

@@ -1,15 +1,17 @@
-"""Optimizer and LR scheduler registries, and the per-epoch schedule the loop steps.
+"""Optimizer and LR scheduler registry entries, and the schedule the loop steps.
 
-Schedulers are torch's own and are stepped once per epoch, after evaluation; ``plateau``
-watches the validation macro-F1 (mode ``max``). An optional linear warm-up
-(``train.scheduler.warmup_epochs``) runs first: joined with ``SequentialLR`` for the others,
-and by :class:`EpochSchedule` itself for ``plateau``, which ``SequentialLR`` cannot hold.
+Schedulers are torch's own. Each entry's info says when it steps: ``epoch`` entries once per
+epoch, after evaluation (``plateau`` with the validation macro-F1, mode ``max``); ``batch``
+entries (``onecycle``, ``warmup_cosine``) after every optimizer step. An optional linear
+warm-up (``train.scheduler.warmup_epochs``) runs first in the entry's own unit: joined with
+``SequentialLR``, or by :class:`Schedule` itself for metric-driven entries, which
+``SequentialLR`` cannot hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -17,26 +19,24 @@ from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     LinearLR,
     LRScheduler,
+    OneCycleLR,
     ReduceLROnPlateau,
     SequentialLR,
     StepLR,
 )
 
+from hpo.components import OPTIMIZERS, SCHEDULERS, SchedulerInfo
 from hpo.config import OptimizerSpec, SchedulerSpec
 from hpo.exceptions import ConfigError
-from hpo.registry import Registry
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
     "WARMUP_START_FACTOR",
-    "EpochSchedule",
+    "Schedule",
     "build_optimizer",
     "build_schedule",
 ]
-
-OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optimizer", runtime=("params",))
-SCHEDULERS: Registry[LRScheduler] = Registry("scheduler", runtime=("optimizer", "epochs"))
 
 LearningRate = Annotated[float, Field(gt=0.0)]
 WeightDecay = Annotated[float, Field(ge=0.0)]
@@ -102,7 +102,7 @@ def adamw(
 
 
 @SCHEDULERS.register("constant")
-def constant(optimizer: torch.optim.Optimizer, epochs: int) -> LRScheduler:
+def constant(optimizer: torch.optim.Optimizer, epochs: int, steps: int) -> LRScheduler:
     """The learning rate stays as set (after any warm-up)."""
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
@@ -111,6 +111,7 @@ def constant(optimizer: torch.optim.Optimizer, epochs: int) -> LRScheduler:
 def step(
     optimizer: torch.optim.Optimizer,
     epochs: int,
+    steps: int,
     *,
     step_size: Annotated[int, Field(ge=1)] = 1,
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1,
@@ -123,6 +124,7 @@ def step(
 def cosine(
     optimizer: torch.optim.Optimizer,
     epochs: int,
+    steps: int,
     *,
     T_max: Annotated[int, Field(ge=1)] | None = None,
     eta_min: Annotated[float, Field(ge=0.0)] = 0.0,
@@ -131,10 +133,11 @@ def cosine(
     return CosineAnnealingLR(optimizer, T_max=T_max or epochs, eta_min=eta_min)
 
 
-@SCHEDULERS.register("plateau")
+@SCHEDULERS.register("plateau", info=SchedulerInfo(needs_metric=True))
 def plateau(
     optimizer: torch.optim.Optimizer,
     epochs: int,
+    steps: int,
     *,
     factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1,
     patience: Annotated[int, Field(ge=0)] = 1,
@@ -153,61 +156,115 @@ def plateau(
     )
 
 
+@SCHEDULERS.register("onecycle", info=SchedulerInfo(step="batch", own_warmup=True))
+def onecycle(
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    steps: int,
+    *,
+    pct_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3,
+    anneal_strategy: Literal["cos", "linear"] = "cos",
+    div_factor: Annotated[float, Field(ge=1.0)] = 25.0,
+    final_div_factor: Annotated[float, Field(ge=1.0)] = 1e4,
+) -> LRScheduler:
+    """One cycle per run, stepped per batch: up from ``lr / div_factor`` to the optimizer's
+    ``lr`` over the first ``pct_start`` of the steps, then down to ``lr / (div_factor *
+    final_div_factor)``. Momentum is left alone (``cycle_momentum: false``)."""
+    return OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
+        total_steps=steps,
+        pct_start=pct_start,
+        anneal_strategy=anneal_strategy,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        cycle_momentum=False,
+    )
+
+
+@SCHEDULERS.register("warmup_cosine", info=SchedulerInfo(step="batch"))
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    steps: int,
+    *,
+    eta_min: Annotated[float, Field(ge=0.0)] = 0.0,
+) -> LRScheduler:
+    """Cosine annealing to ``eta_min`` stepped per batch (smooth within each epoch); with
+    ``warmup_epochs`` the warm-up before it rises per batch too."""
+    return CosineAnnealingLR(optimizer, T_max=steps, eta_min=eta_min)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
-class EpochSchedule:
-    """One learning-rate schedule stepped once per epoch: linear warm-up, then the main one.
+class Schedule:
+    """The run's learning-rate schedule: linear warm-up, then the registry's scheduler.
+
+    The loop calls :meth:`batch_end` after every optimizer step and :meth:`epoch_end` after
+    every epoch's evaluation; the entry's info decides which of the two advances it.
 
     Args:
         optimizer: The optimizer whose learning rates are scheduled.
-        main: The registry's scheduler, built for the epochs after the warm-up.
-        warmup_epochs: Epochs of linear warm-up from ``WARMUP_START_FACTOR`` x the
-            learning rate; the main scheduler starts at the full rate after them.
+        main: The registry's scheduler, built for the ticks after the warm-up.
+        info: The entry's info (step unit, whether it needs the metric).
+        warmup: Ticks (epochs or optimizer steps, in the entry's unit) of linear warm-up from
+            ``WARMUP_START_FACTOR`` x the learning rate; the main scheduler starts at the full
+            rate after them.
     """
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, main: LRScheduler, warmup_epochs: int = 0
+        self,
+        optimizer: torch.optim.Optimizer,
+        main: LRScheduler,
+        info: SchedulerInfo,
+        warmup: int = 0,
     ) -> None:
         self.optimizer = optimizer
         self.main = main
-        self.warmup_epochs = warmup_epochs
-        self.epoch = 0
+        self.info = info
+        self.warmup = warmup
+        self.ticks = 0
         self._warmup: LinearLR | None = None
         self._scheduler: LRScheduler = main
-        if warmup_epochs > 0:
-            warmup = LinearLR(
-                optimizer,
-                start_factor=WARMUP_START_FACTOR,
-                end_factor=1.0,
-                total_iters=warmup_epochs,
+        if warmup > 0:
+            linear = LinearLR(
+                optimizer, start_factor=WARMUP_START_FACTOR, end_factor=1.0, total_iters=warmup
             )
-            if isinstance(main, ReduceLROnPlateau):
-                self._warmup = warmup
+            if info.needs_metric:
+                self._warmup = linear
             else:
-                self._scheduler = SequentialLR(
-                    optimizer, [warmup, main], milestones=[warmup_epochs]
-                )
+                self._scheduler = SequentialLR(optimizer, [linear, main], milestones=[warmup])
 
     @property
     def needs_metric(self) -> bool:
-        """Whether :meth:`step` needs the epoch's metric (``plateau``)."""
-        return isinstance(self.main, ReduceLROnPlateau)
+        """Whether :meth:`epoch_end` needs the epoch's metric (``plateau``)."""
+        return self.info.needs_metric
 
     @property
     def lr(self) -> float:
         """The current learning rate of the first parameter group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step(self, metric: float | None = None) -> None:
-        """Advance one epoch; ``metric`` (higher is better) feeds ``plateau`` after warm-up."""
-        self.epoch += 1
-        if self._warmup is not None and self.epoch <= self.warmup_epochs:
+    def batch_end(self) -> None:
+        """After an optimizer step: advances per-batch schedules."""
+        if self.info.step == "batch":
+            self._tick(None)
+
+    def epoch_end(self, metric: float | None = None) -> None:
+        """After an epoch; ``metric`` (higher is better) feeds metric-driven schedules."""
+        if self.info.step == "epoch":
+            self._tick(metric)
+
+    def _tick(self, metric: float | None) -> None:
+        self.ticks += 1
+        if self._warmup is not None and self.ticks <= self.warmup:
             self._warmup.step()
             return
-        if isinstance(self._scheduler, ReduceLROnPlateau):
+        if self.info.needs_metric:
             if metric is None:
                 raise ValueError("the plateau scheduler needs a metric at every step")
+            assert isinstance(self._scheduler, ReduceLROnPlateau)
             self._scheduler.step(metric)
         else:
             self._scheduler.step()
@@ -219,11 +276,29 @@ def build_optimizer(spec: OptimizerSpec, params: Iterable[Any]) -> torch.optim.O
 
 
 def build_schedule(
-    spec: SchedulerSpec, optimizer: torch.optim.Optimizer, *, epochs: int
-) -> EpochSchedule:
-    """The schedule named in ``spec`` for a run of ``epochs`` epochs, warm-up included."""
-    warmup = min(spec.warmup_epochs, epochs)
+    spec: SchedulerSpec,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    steps_per_epoch: int = 1,
+) -> Schedule:
+    """The schedule named in ``spec`` for a run of ``epochs`` epochs, warm-up included.
+
+    Args:
+        spec: The scheduler settings.
+        optimizer: The optimizer to schedule.
+        epochs: Epochs of the run.
+        steps_per_epoch: Optimizer steps per epoch (per-batch schedules count in these).
+    """
+    info = SCHEDULERS.info(spec.name)
+    warmup_epochs = min(spec.warmup_epochs, epochs)
+    per_epoch = steps_per_epoch if info.step == "batch" else 1
+    warmup = warmup_epochs * per_epoch
     main = SCHEDULERS.create(
-        spec.name, optimizer=optimizer, epochs=max(epochs - warmup, 1), **spec.params
+        spec.name,
+        optimizer=optimizer,
+        epochs=max(epochs - warmup_epochs, 1),
+        steps=max(epochs * steps_per_epoch - warmup_epochs * steps_per_epoch, 1),
+        **spec.params,
     )
-    return EpochSchedule(optimizer, main, warmup)
+    return Schedule(optimizer, main, info, warmup)

@@ -279,12 +279,17 @@ def test_every_scheduler_steps_in_fit(
     make_config: MakeConfig, learnable: Data, scheduler: str, validate: bool
 ) -> None:
     images, labels = learnable
-    config = make_config(**{"train.scheduler": {"name": scheduler, "warmup_epochs": 1}})
+    own_warmup = SCHEDULERS.info(scheduler).own_warmup
+    warmup = 0 if own_warmup else 1
+    config = make_config(**{"train.scheduler": {"name": scheduler, "warmup_epochs": warmup}})
     result = fit(
         config, images, labels, TRAIN, VAL if validate else None, device=CPU, num_classes=3
     )
     lrs = [r.lr for r in result.history]
-    assert lrs[0] == pytest.approx(0.01 * 0.01) and lrs[1] == pytest.approx(0.01)
+    if own_warmup:  # onecycle: starts at lr / div_factor and never exceeds lr
+        assert lrs[0] == pytest.approx(0.01 / 25) and max(lrs) <= 0.01 + 1e-9
+    else:  # one epoch of warm-up (per batch or per epoch), then the main schedule at full rate
+        assert lrs[0] == pytest.approx(0.01 * 0.01) and lrs[1] == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("loss", LOSSES.names())

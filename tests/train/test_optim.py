@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 import torch
 
@@ -20,15 +23,27 @@ def _optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
 
 
-def _lrs(spec: SchedulerSpec, epochs: int, metrics: list[float] | None = None) -> list[float]:
-    """The learning rate each epoch trains with, stepping like the loop does."""
+def _lrs(
+    spec: SchedulerSpec,
+    epochs: int,
+    metrics: list[float] | None = None,
+    *,
+    steps_per_epoch: int = 1,
+    per_batch: bool = False,
+) -> list[float]:
+    """The learning rate each epoch (or each batch) trains with, stepping like the loop does."""
     optimizer = _optimizer()
-    schedule = build_schedule(spec, optimizer, epochs=epochs)
+    schedule = build_schedule(spec, optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch)
     out = []
     for epoch in range(epochs):
-        out.append(schedule.lr)
-        optimizer.step()
-        schedule.step(metrics[epoch] if metrics else 0.5)
+        if not per_batch:
+            out.append(schedule.lr)
+        for _ in range(steps_per_epoch):
+            if per_batch:
+                out.append(schedule.lr)
+            optimizer.step()
+            schedule.batch_end()
+        schedule.epoch_end(metrics[epoch] if metrics else 0.5)
     return out
 
 
@@ -79,15 +94,29 @@ def test_bad_optimizer_settings_name_the_key(optimizer: dict[str, object], fragm
 
 @pytest.mark.parametrize("warmup", [0, 2])
 @pytest.mark.parametrize("name", SCHEDULERS.names())
-def test_every_scheduler_steps_per_epoch_with_optional_warmup(name: str, warmup: int) -> None:
-    lrs = _lrs(SchedulerSpec(name=name, warmup_epochs=warmup), epochs=6, metrics=[0.5] * 6)
-    assert len(lrs) == 6 and all(0 <= lr <= 1.0 for lr in lrs)
+def test_every_scheduler_steps_in_its_unit_with_optional_warmup(name: str, warmup: int) -> None:
+    if warmup and SCHEDULERS.info(name).own_warmup:
+        with pytest.raises(ValueError, match="warms up by itself"):
+            SchedulerSpec(name=name, warmup_epochs=warmup)
+        return
+    per_epoch = 3 if SCHEDULERS.info(name).step == "batch" else 1
+    spec = SchedulerSpec(name=name, warmup_epochs=warmup)
+    lrs = _lrs(spec, epochs=6, metrics=[0.5] * 6, steps_per_epoch=3, per_batch=True)
+    assert len(lrs) == 18 and all(0 <= lr <= 1.0 for lr in lrs)
+    # The rate changes only where the entry's unit says it steps.
+    changes = {i for i in range(1, 18) if lrs[i] != pytest.approx(lrs[i - 1])}
+    if per_epoch == 1:
+        assert changes <= {3, 6, 9, 12, 15}
+    main_start = _lrs(SchedulerSpec(name=name), epochs=4, steps_per_epoch=3, per_batch=True)[0]
     if warmup:
-        assert lrs[0] == pytest.approx(WARMUP_START_FACTOR)
-        assert lrs[1] == pytest.approx((WARMUP_START_FACTOR + 1) / 2)
-        assert lrs[2] == pytest.approx(1.0)  # the main schedule starts at the full rate
+        ticks = warmup * per_epoch  # warm-up ticks in the entry's unit
+        first = [lrs[i * 3 // per_epoch] for i in range(ticks + 1)]
+        assert first[0] == pytest.approx(WARMUP_START_FACTOR)
+        assert first[1] == pytest.approx(WARMUP_START_FACTOR + (1 - WARMUP_START_FACTOR) / ticks)
+        # After the warm-up the main schedule starts where it starts without one.
+        assert lrs[warmup * 3] == pytest.approx(main_start)
     else:
-        assert lrs[0] == pytest.approx(1.0)
+        assert lrs[0] == pytest.approx(main_start)
 
 
 def test_step_schedule() -> None:
@@ -123,8 +152,26 @@ def test_plateau_needs_a_metric() -> None:
     schedule = build_schedule(SchedulerSpec(name="plateau"), _optimizer(), epochs=3)
     assert schedule.needs_metric
     with pytest.raises(ValueError, match="needs a metric"):
-        schedule.step(None)
+        schedule.epoch_end(None)
     assert not build_schedule(SchedulerSpec(name="step"), _optimizer(), epochs=3).needs_metric
+
+
+def test_onecycle_steps_per_batch_over_the_whole_run() -> None:
+    spec = SchedulerSpec(name="onecycle", pct_start=0.25, div_factor=10, final_div_factor=100)
+    lrs = _lrs(spec, epochs=4, steps_per_epoch=5, per_batch=True)
+    assert lrs[0] == pytest.approx(0.1)  # lr / div_factor
+    peak = max(range(20), key=lambda i: lrs[i])
+    assert 3 <= peak <= 6 and lrs[peak] == pytest.approx(1.0, abs=0.05)
+    assert lrs[-1] < 0.01  # annealed towards lr / (div_factor * final_div_factor)
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(lrs[peak:]))
+
+
+def test_warmup_cosine_rises_per_batch_then_anneals() -> None:
+    spec = SchedulerSpec(name="warmup_cosine", warmup_epochs=1)
+    lrs = _lrs(spec, epochs=3, steps_per_epoch=4, per_batch=True)
+    assert lrs[:5] == pytest.approx([0.01, 0.2575, 0.505, 0.7525, 1.0])
+    assert all(b < a for a, b in itertools.pairwise(lrs[4:]))
+    assert lrs[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
 
 
 @pytest.mark.parametrize(
@@ -134,7 +181,8 @@ def test_plateau_needs_a_metric() -> None:
         ({"name": "plateau", "factor": 1.0}, "factor"),
         ({"name": "cosine", "T_max": 0}, "T_max"),
         ({"name": "cosine", "warmup_epochs": -1}, "train.scheduler.warmup_epochs"),
-        ({"name": "onecycle"}, "unknown scheduler 'onecycle'; known: constant, cosine"),
+        ({"name": "cyclic"}, "unknown scheduler 'cyclic'; known: constant, cosine"),
+        ({"name": "onecycle", "pct_start": 1.5}, "train.scheduler: pct_start"),
     ],
 )
 def test_bad_scheduler_settings_name_the_key(scheduler: dict[str, object], fragment: str) -> None:

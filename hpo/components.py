@@ -1,0 +1,122 @@
+"""The registries of every pluggable component, declared where the schemas can import them.
+
+This module imports nothing heavy: each registry names the module that fills it, imported on
+the first lookup. Adding a loss, model, optimizer, scheduler, sampler or pruner is one decorated
+function in that module; what its callers must know about it travels in its info:
+
+- a model's ``head``: the qualified name of the classifier layer to resize and keep trainable;
+- a scheduler's ``step``: ``epoch`` (after each epoch's evaluation) or ``batch`` (after each
+  optimizer step), and ``needs_metric``: whether it steps on the validation macro-F1;
+- a pruner's ``unit``: ``epoch`` (one report per epoch, step ``fold * epochs + epoch``) or
+  ``fold`` (one report per fold, step = fold);
+- a sampler's ``exhaustible``: whether it can run out of points (grid), ending the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from hpo.registry import Registry
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+    from torch.optim.lr_scheduler import LRScheduler
+
+__all__ = [
+    "LOSSES",
+    "MODELS",
+    "OPTIMIZERS",
+    "PRUNERS",
+    "SAMPLERS",
+    "SCHEDULERS",
+    "ModelInfo",
+    "PrunerInfo",
+    "SamplerInfo",
+    "SchedulerInfo",
+]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model entry's facts.
+
+    Attributes:
+        head: Qualified module name of the classifier head (resized to the data's classes,
+            kept trainable while the backbone is frozen, excluded from a backbone multiplier).
+    """
+
+    head: str
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """A scheduler entry's facts.
+
+    Attributes:
+        step: ``epoch``: stepped once after each epoch; ``batch``: after each optimizer step
+            (its factory then receives the total number of optimizer steps).
+        needs_metric: Stepped with the epoch's validation macro-F1 (``plateau``).
+        own_warmup: It warms up by itself (``onecycle``): ``warmup_epochs`` is refused.
+    """
+
+    step: Literal["epoch", "batch"] = "epoch"
+    needs_metric: bool = False
+    own_warmup: bool = False
+
+
+@dataclass(frozen=True)
+class PrunerInfo:
+    """A pruner entry's facts.
+
+    Attributes:
+        unit: ``epoch``: the objective reports every epoch's validation macro-F1 at step
+            ``fold * epochs + epoch``; ``fold``: it reports each fold's score at step = fold,
+            and a pruned trial returns the mean of its folds (Optuna's advice for Wilcoxon).
+    """
+
+    unit: Literal["epoch", "fold"] = "epoch"
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """A sampler entry's facts.
+
+    Attributes:
+        exhaustible: It can run out of new points (grid): the worker stops when it has.
+    """
+
+    exhaustible: bool = False
+
+
+@dataclass(frozen=True)
+class _NoInfo:
+    pass
+
+
+MODELS: Registry[nn.Module, ModelInfo] = Registry(
+    "model", runtime=("num_classes",), loader="hpo.train.models"
+)
+LOSSES: Registry[nn.Module, Any] = Registry(
+    "loss",
+    runtime=("num_classes", "class_counts"),
+    loader="hpo.train.losses",
+    default_info=_NoInfo(),
+)
+OPTIMIZERS: Registry[torch.optim.Optimizer, Any] = Registry(
+    "optimizer", runtime=("params",), loader="hpo.train.optim", default_info=_NoInfo()
+)
+SCHEDULERS: Registry[LRScheduler, SchedulerInfo] = Registry(
+    "scheduler",
+    runtime=("optimizer", "epochs", "steps"),
+    loader="hpo.train.optim",
+    default_info=SchedulerInfo(),
+)
+SAMPLERS: Registry[optuna.samplers.BaseSampler, SamplerInfo] = Registry(
+    "sampler", runtime=("grid",), loader="hpo.study._samplers", default_info=SamplerInfo()
+)
+PRUNERS: Registry[optuna.pruners.BasePruner, PrunerInfo] = Registry(
+    "pruner", loader="hpo.study._pruners", default_info=PrunerInfo()
+)
