@@ -10,10 +10,10 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import sqlalchemy
+from optuna.storages import RDBStorage
 
 from hpo.exceptions import HPOError, StorageError
-from hpo.study import create_storage, load_study, mask_url
+from hpo.study import load_study, mask_url, open_storage
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Dashboard", "open_dashboard"]
 
@@ -109,9 +109,9 @@ def open_dashboard(
         StorageError: the storage cannot be opened or holds no study of that name.
         HPOError: the address cannot be bound (port in use, unknown host).
     """
-    _check_sqlite_file(storage_url)
-    # The dashboard runs no trials: no heartbeat thread, no stale-trial callback.
-    storage = create_storage(storage_url, heartbeat_interval=None)
+    # The dashboard runs no trials: no heartbeat thread, no stale-trial callback; a missing
+    # SQLite file is an error, never created.
+    storage = open_storage(storage_url, heartbeat_interval=None, create=False)
     study = load_study(study_name, storage)
     study_id = storage.get_study_id_from_name(study.study_name)
 
@@ -132,7 +132,8 @@ def open_dashboard(
             host, port, app, server_class=server_class, handler_class=_QuietHandler
         )
     except OSError as exc:
-        storage.engine.dispose()
+        if isinstance(storage, RDBStorage):
+            storage.engine.dispose()
         reason = exc.strerror or str(exc)
         raise HPOError(
             f"cannot listen on {host}:{port}: {reason}; choose another --port or --host"
@@ -140,20 +141,3 @@ def open_dashboard(
     return Dashboard(
         study_name=study.study_name, study_id=study_id, storage_url=storage_url, server=server
     )
-
-
-def _check_sqlite_file(storage_url: str) -> None:
-    """A read-only command must not create an empty SQLite file for a mistyped path."""
-    try:
-        parsed = sqlalchemy.make_url(storage_url)
-    except sqlalchemy.exc.ArgumentError:
-        # Not echoed: a malformed URL may still hold a password.
-        raise StorageError("the storage URL is not a valid SQLAlchemy URL") from None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = Path(parsed.database)
-    if not path.is_file():
-        raise StorageError(
-            f"no study database at {path} (storage {mask_url(storage_url)}): run `hpo run` "
-            "first, or point --storage / HPO_STORAGE at the study's storage"
-        )

@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import __version__
 from hpo.config import TrainConfig, train_config_from_dict
 from hpo.exceptions import StorageError
-from hpo.study import DATA_FINGERPRINT_ATTR, DISCARDED_ATTR, load_study, mask_url
+from hpo.study import (
+    DATA_FINGERPRINT_ATTR,
+    DISCARDED_ATTR,
+    best_trial,
+    counts_text,
+    load_study,
+    mask_url,
+)
 
 __all__ = [
     "Exported",
@@ -41,24 +46,6 @@ class Exported:
     study_name: str
     trial_number: int
     value: float
-
-
-def _exportable(study: optuna.Study) -> list[FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if DISCARDED_ATTR not in t.user_attrs and t.value is not None
-    ]
-
-
-def _state_counts(study: optuna.Study) -> str:
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        if DISCARDED_ATTR not in t.user_attrs:
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-    if not counts:
-        return "no trials"
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
 def select_trial(study: optuna.Study, trial_number: int | None = None) -> FrozenTrial:
@@ -98,13 +85,12 @@ def select_trial(study: optuna.Study, trial_number: int | None = None) -> Frozen
                 f"not COMPLETE{why}; only complete trials can be exported"
             )
         return trial
-    complete = _exportable(study)
-    if not complete:
+    best = best_trial(study)
+    if best is None:
         raise StorageError(
-            f"study {study.study_name!r} has no complete trial to export ({_state_counts(study)})"
+            f"study {study.study_name!r} has no complete trial to export ({counts_text(study)})"
         )
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-    return min(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
+    return best
 
 
 def _plain(value: Any) -> Any:
@@ -161,21 +147,6 @@ def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
     return base.model_copy(update={"provenance": provenance})
 
 
-def _check_sqlite_exists(study_name: str, storage_url: str) -> None:
-    # Opening a SQLite URL creates the file: a typo in --study must not leave an empty database.
-    try:
-        parsed = sqlalchemy.make_url(storage_url)
-    except sqlalchemy.exc.ArgumentError:
-        return  # load_study reports the invalid URL
-    database = parsed.database
-    is_file_db = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if is_file_db and not Path(str(database)).is_file():
-        raise StorageError(
-            f"no study named {study_name!r}: storage {mask_url(storage_url)} does not exist "
-            "(pass --storage or set HPO_STORAGE to where the study lives)"
-        )
-
-
 def export_trial(
     study_name: str, storage_url: str, *, trial_number: int | None = None
 ) -> Exported:
@@ -189,7 +160,6 @@ def export_trial(
     Raises:
         StorageError: no such study, no complete trial, or the trial cannot be exported.
     """
-    _check_sqlite_exists(study_name, storage_url)
     study = load_study(study_name, storage_url)
     trial = select_trial(study, trial_number)
     config = exported_config(study, trial, storage_url)

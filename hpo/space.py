@@ -50,6 +50,11 @@ class FloatParam:
     def suggest(self, trial: _Suggester, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
+    def describe(self) -> str:
+        """``float [low, high]`` with ``log`` or ``step``, for people."""
+        extra = " log" if self.log else f" step {self.step:g}" if self.step else ""
+        return f"float [{self.low:g}, {self.high:g}]{extra}"
+
     def extremes(self) -> list[Any]:
         return [self.low, self.high]
 
@@ -64,6 +69,11 @@ class IntParam:
     def suggest(self, trial: _Suggester, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
+    def describe(self) -> str:
+        """``int [low, high]`` with ``log`` or ``step``, for people."""
+        extra = " log" if self.log else f" step {self.step}" if self.step != 1 else ""
+        return f"int [{self.low}, {self.high}]{extra}"
+
     def extremes(self) -> list[Any]:
         return [self.low, self.high]
 
@@ -74,6 +84,10 @@ class Choice:
 
     def suggest(self, trial: _Suggester, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.choices))
+
+    def describe(self) -> str:
+        """``choice a | b | c``, for people."""
+        return "choice " + " | ".join(str(c) for c in self.choices)
 
     def extremes(self) -> list[Any]:
         return list(self.choices)
@@ -94,6 +108,17 @@ class Conditional:
             else:
                 value[key] = spec
         return value
+
+    def describe(self) -> str:
+        """``choice step(gamma: float [0.1, 0.9]) | cosine``, for people."""
+        parts = []
+        for branch, params in self.branches.items():
+            inner = ", ".join(
+                f"{key}: {spec.describe() if hasattr(spec, 'describe') else repr(spec)}"
+                for key, spec in params.items()
+            )
+            parts.append(f"{branch}({inner})" if inner else branch)
+        return "choice " + " | ".join(parts)
 
     def extremes(self) -> list[Any]:
         out = []

@@ -5,27 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from hpo.config import StudySpec, load_study_spec
-from hpo.objective import Objective
+from hpo.components import PRUNERS, SAMPLERS
+from hpo.config import TrainConfig
+from hpo.data import Samples, data_fingerprint, load_samples, load_training_data
+from hpo.exceptions import ConfigError
+from hpo.objective import Objective, trial_config
 from hpo.space import Space, parse_space
 from hpo.study import (
+    StudySpec,
     WorkerResult,
     build_pruner,
     build_sampler,
-    create_storage,
+    load_study_spec,
     mask_url,
+    open_storage,
     open_study,
     resolve_storage_url,
     run_worker,
     study_file,
 )
 
-__all__ = ["TuneSession", "prepare_session"]
+__all__ = ["DryRun", "TuneSession", "dry_run", "prepare_session"]
 
 
 @dataclass
@@ -59,7 +65,70 @@ class TuneSession:
             max_consecutive_failures=self.spec.study.max_consecutive_failures,
             on_trial_end=on_trial_end,
             on_wait=on_wait,
+            exhaustible=SAMPLERS.info(self.spec.study.sampler["name"]).exhaustible,
         )
+
+
+@dataclass
+class DryRun:
+    """What ``hpo run --dry-run`` shows: the checked study file and one sampled trial."""
+
+    spec: StudySpec
+    space: Space
+    masked_storage: str
+    sample: TrainConfig
+    sampled_values: dict[str, Any]
+    data: Samples
+
+
+def _load_spec(name: str, config: Path | None, overrides: Iterable[str]) -> StudySpec:
+    path = study_file(name, config=config)
+    if not path.is_file() and config is None:
+        available = (
+            sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        )
+        known = ", ".join(available) if available else "none"
+        raise ConfigError(f"study file {path} not found; studies in {path.parent}/: {known}")
+    return load_study_spec(path, name=name, overrides=overrides)
+
+
+def dry_run(
+    name: str,
+    *,
+    config: Path | None = None,
+    overrides: Iterable[str] = (),
+    storage: str | None = None,
+) -> DryRun:
+    """Check a study file and its data, and sample one trial, touching no storage.
+
+    The sample comes from the study's own sampler on an in-memory study, so it is a point the
+    real study could draw; nothing is decoded and nothing is trained or written.
+
+    Raises:
+        ConfigError: the study file, an override or the search space is invalid.
+        DataError: the data set cannot be read.
+    """
+    spec = _load_spec(name, config, overrides)
+    space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(spec.path))
+    samples = load_samples(spec.base_config().data)
+    assert spec.path is not None
+    url = resolve_storage_url(
+        name, cli=storage, spec=spec.study.storage, studies_dir=spec.path.parent
+    )
+    study = optuna.create_study(
+        sampler=build_sampler(spec.study.sampler, grid=space.grid),
+        direction=spec.study.direction,
+    )
+    trial = study.ask()
+    values = space.sample(trial)
+    return DryRun(
+        spec=spec,
+        space=space,
+        masked_storage=mask_url(url),
+        sample=trial_config(spec, space, trial),
+        sampled_values=values,
+        data=samples,
+    )
 
 
 def prepare_session(
@@ -76,24 +145,15 @@ def prepare_session(
 
     Everything a user can get wrong is checked here, before any trial starts.
     """
-    from hpo.data import data_fingerprint, load_training_data
-
-    path = study_file(name, config=config)
-    if not path.is_file() and config is None:
-        available = (
-            sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        )
-        known = ", ".join(available) if available else "none"
-        from hpo.exceptions import ConfigError
-
-        raise ConfigError(f"study file {path} not found; studies in {path.parent}/: {known}")
-    spec = load_study_spec(path, name=name, overrides=overrides)
+    spec = _load_spec(name, config, overrides)
+    path = spec.path
+    assert path is not None
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(path))
     base = spec.base_config()
     loaded = load_training_data(base.data, progress=progress)
     fingerprint = data_fingerprint(base.data, loaded.samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
-    rdb = create_storage(
+    rdb = open_storage(
         url,
         heartbeat_interval=spec.study.heartbeat_interval,
         grace_period=spec.study.grace_period,
@@ -113,7 +173,7 @@ def prepare_session(
         spec,
         space,
         device=device,
-        per_fold_pruning=spec.study.pruner.get("name") == "wilcoxon",
+        per_fold_pruning=PRUNERS.info(spec.study.pruner["name"]).unit == "fold",
         data_loader=lambda cfg: loaded if cfg == base.data else load_training_data(cfg),
     )
     return TuneSession(spec, space, url, study, objective, fingerprint)

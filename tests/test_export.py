@@ -211,7 +211,7 @@ def test_export_refuses_study_without_complete_trial(
     _add(study, None, state=TrialState.PRUNED)
     _add(study, None, state=TrialState.FAIL)
     err = _error(capsys, ["export", "--study", "empty", "--storage", storage])
-    assert "has no complete trial to export (1 fail, 1 pruned)" in err
+    assert "has no complete trial to export (1 pruned, 1 fail)" in err
 
 
 def test_export_refuses_trial_without_config(

@@ -8,9 +8,9 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.config import load_study_spec
 from hpo.exceptions import ConfigError
 from hpo.space import Choice, Conditional, FloatParam, IntParam, parse_space
+from hpo.study import load_study_spec
 
 BASE: dict[str, Any] = {
     "data": {},

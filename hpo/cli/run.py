@@ -16,7 +16,7 @@ from rich.table import Table
 from hpo.cli._display import format_params, format_trial
 from hpo.cli._options import device_option, set_option, storage_option
 from hpo.exceptions import ConfigError
-from hpo.study import FINISHED, study_counts
+from hpo.study import finished_count, state_counts
 
 _log = logging.getLogger("hpo")
 
@@ -44,6 +44,12 @@ _log = logging.getLogger("hpo")
     help="Join a study whose stored study file or data fingerprint differ.",
 )
 @click.option("--quiet", is_flag=True, help="Log lines only: no progress bar.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the study file and data, print the search space and one sampled trial's "
+    "config; train nothing, write nothing to the storage.",
+)
 def run(
     name: str,
     config: Path | None,
@@ -54,10 +60,16 @@ def run(
     overrides: tuple[str, ...],
     allow_mismatch: bool,
     quiet: bool,
+    dry_run: bool,
 ) -> None:
     """Run trials of study NAME until it holds --n-trials finished trials."""
     from hpo.train import resolve_device
     from hpo.tune import prepare_session
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if dry_run:
+        _dry_run(name, config=config, overrides=overrides, storage=storage)
+        return
 
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
@@ -89,7 +101,7 @@ def run(
             return "best -"
 
     def finished() -> int:
-        return len(study.get_trials(deepcopy=False, states=FINISHED))
+        return finished_count(study)
 
     if quiet:
 
@@ -139,6 +151,32 @@ def run(
         )
 
 
+def _dry_run(
+    name: str, *, config: Path | None, overrides: tuple[str, ...], storage: str | None
+) -> None:
+    from hpo.config import dump_yaml
+    from hpo.tune import dry_run
+
+    # Plain lines, never wrapped or styled: users grep and diff this output.
+    checked = dry_run(name, config=config, overrides=overrides, storage=storage)
+    spec, samples = checked.spec, checked.data
+    study = spec.study
+    lines = [
+        f"study file {spec.path} is valid | study {name} | storage {checked.masked_storage} "
+        "(not opened)",
+        f"data: {len(samples)} images of {len(set(samples.groups))} people/groups in "
+        f"{samples.num_classes} classes ({spec.base_config().data.root})",
+        f"sampler {dict(study.sampler)} | pruner {dict(study.pruner)}",
+        f"search space ({len(checked.space.params)} parameters; sampled value in brackets):",
+    ]
+    for path, param in checked.space.params.items():
+        lines.append(f"  {path}: {param.describe()}  [{checked.sampled_values[path]}]")
+    lines.append("one sampled trial's config (what `hpo export` would write for it):")
+    click.echo("\n".join(lines))
+    click.echo(dump_yaml(checked.sample.to_dict()), nl=False)
+    click.echo("dry run: nothing trained, nothing written")
+
+
 def _plain(text: str) -> str:
     from rich.text import Text
 
@@ -154,7 +192,7 @@ def _last_failure(study: optuna.Study) -> str:
 
 
 def _summary(console: Console, study: optuna.Study, *, ran: int) -> None:
-    counts = study_counts(study)
+    counts = state_counts(study)
     table = Table(title=f"study {study.study_name}", title_justify="left", show_header=False)
     table.add_row("this worker ran", str(ran))
     table.add_row("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v))

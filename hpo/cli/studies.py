@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hpo.cli._display import trial_table
 from hpo.cli._options import storage_option
+from hpo.exceptions import StorageError
 
 
 @click.group()
@@ -31,8 +32,18 @@ def studies() -> None:
     help="Folder of study files and default SQLite storages.",
 )
 def list_(storage: str | None, studies_dir: Path) -> None:
-    """Studies in a storage, or in the default SQLite files under studies/."""
-    from hpo.study import create_storage, mask_url, resolve_storage_url
+    """Studies in a storage, or in the storages of the study files and SQLite files under
+    studies/."""
+    from hpo.study import (
+        best_trial,
+        list_study_names,
+        load_study,
+        mask_url,
+        open_storage,
+        resolve_storage_url,
+        state_counts,
+        storage_for,
+    )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     urls: list[str]
@@ -40,25 +51,41 @@ def list_(storage: str | None, studies_dir: Path) -> None:
     if url:
         urls = [resolve_storage_url("", cli=url, spec=None, studies_dir=studies_dir)]
     else:
-        urls = [f"sqlite:///{p}" for p in sorted(studies_dir.glob("*.db"))]
+        # Default SQLite files, and whatever storage each study file names (a server, say).
+        urls = sorted(
+            {f"sqlite:///{p}" for p in studies_dir.glob("*.db")}
+            | {
+                storage_for(p.stem, cli=None, config=p)
+                for p in studies_dir.glob("*.yaml")
+                if p.is_file()
+            }
+        )
     table = Table(title_justify="left")
     for column in ("study", "trials", "complete", "pruned", "failed", "best", "storage"):
         table.add_column(column, justify="right" if column in ("trials", "best") else "left")
     seen = set()
     for u in urls:
-        for summary in optuna.get_all_study_summaries(create_storage(u, heartbeat_interval=None)):
-            seen.add(summary.study_name)
-            study = optuna.load_study(study_name=summary.study_name, storage=u)
-            trials = study.get_trials(deepcopy=False)
-            states = [t.state for t in trials]
-            best = summary.best_trial.value if summary.best_trial is not None else None
+        try:
+            opened = open_storage(u, heartbeat_interval=None, create=False)
+        except StorageError as exc:
+            if url:
+                raise
+            if u.startswith("sqlite"):
+                continue  # a study file whose default database does not exist yet
+            table.add_row("?", "-", "-", "-", "-", "-", f"{mask_url(u)} (unreachable: {exc})")
+            continue
+        for study_name in list_study_names(opened):
+            seen.add(study_name)
+            study = load_study(study_name, opened)
+            counts = state_counts(study)
+            best = best_trial(study)
             table.add_row(
-                summary.study_name,
-                str(len(trials)),
-                str(states.count(optuna.trial.TrialState.COMPLETE)),
-                str(states.count(optuna.trial.TrialState.PRUNED)),
-                str(states.count(optuna.trial.TrialState.FAIL)),
-                f"{best:.4f}" if best is not None else "-",
+                study_name,
+                str(sum(counts.values())),
+                str(counts["complete"]),
+                str(counts["pruned"]),
+                str(counts["fail"]),
+                f"{best.value:.4f}" if best is not None and best.value is not None else "-",
                 mask_url(u),
             )
     if not url:
@@ -74,23 +101,21 @@ def list_(storage: str | None, studies_dir: Path) -> None:
 @click.option("--top", type=int, default=5, show_default=True, help="How many best trials.")
 def show(name: str, storage: str | None, top: int) -> None:
     """Best trial, top trials, counts by state and parameter importances of study NAME."""
-    from hpo.study import load_study, mask_url, storage_for, study_counts
+    from hpo.study import counts_text, load_study, mask_url, storage_for, top_trials
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_for(name, cli=storage)
     study = load_study(name, url)
     console = Console()
-    counts = study_counts(study)
     console.print(f"[bold]study {name}[/] ({study.direction.name.lower()}) in {mask_url(url)}")
-    console.print("trials: " + (", ".join(f"{v} {k}" for k, v in counts.items() if v) or "none"))
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
+    console.print(f"trials: {counts_text(study)}")
+    ranked = top_trials(study)
+    if not ranked:
         console.print("no complete trial yet")
         return
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = sorted(complete, key=lambda t: t.value or 0.0, reverse=reverse)[:top]
+    best = ranked[:top]
     console.print(trial_table(best, title=f"top {len(best)}"))
-    if len(complete) >= 2:
+    if len(ranked) >= 2:
         try:
             with warnings.catch_warnings():  # few trials per branch: the table says enough
                 warnings.simplefilter("ignore", UserWarning)

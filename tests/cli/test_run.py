@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from hpo.study import DISCARDED_ATTR, FINISHED
@@ -267,3 +268,33 @@ def test_wilcoxon_reports_once_per_fold(tmp_path: Path, demo_data: Path, run_cli
         steps = sorted(trial.intermediate_values)
         assert steps == list(range(len(steps))) and 1 <= len(steps) <= 3
         assert trial.value == pytest.approx(sum(trial.user_attrs["fold_scores"]) / len(steps))
+
+
+def test_dry_run_prints_the_space_and_a_sampled_config_and_writes_nothing(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
+) -> None:
+    study_file = write_study(tmp_path, demo_data)
+    code, out, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--dry-run", "--set", "train.epochs=3"
+    )
+    assert code == 0, err
+    assert "train.optimizer.lr" in out and "choice 0.05 | 1e-07 | 1e+30" in out
+    # The branch name survives Rich (no markup eaten) and the branch's parameter is described.
+    assert "focal(gamma: float [0.5, 2])" in out
+    config = yaml.safe_load(out.split("would write for it):\n", 1)[1].rsplit("dry run:", 1)[0])
+    assert config["train"]["epochs"] == 3  # --set applied
+    assert config["train"]["optimizer"]["lr"] in (0.05, 1e-7, 1e30)
+    assert config["train"]["loss"]["name"] in ("cross_entropy", "focal")
+    assert "people/groups" in out and "18 classes" in out
+    assert not (tmp_path / "tiny.db").exists()  # the storage was never opened
+
+
+def test_dry_run_refuses_a_bad_study_file_before_anything(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
+) -> None:
+    study_file = write_study(tmp_path, demo_data)
+    study_file.write_text(study_file.read_text().replace("focal: {gamma", "focal: {gama"))
+    code, _, err = run_cli("run", "--study", "tiny", "--config", study_file, "--dry-run")
+    assert code == 2
+    assert err.startswith("error: ") and "gama" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "tiny.db").exists()

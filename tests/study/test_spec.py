@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hpo.config import load_study_spec
 from hpo.space import Conditional, parse_space
+from hpo.study import load_study_spec
 
-STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
+STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])

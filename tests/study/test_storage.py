@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from hpo.cli import main
 from hpo.exceptions import StorageError
-from hpo.study import create_storage, mask_url, resolve_storage_url
+from hpo.study import mask_url, open_storage, resolve_storage_url
 from hpo.testing import PostgresServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -26,9 +26,9 @@ _FORK = multiprocessing.get_context("fork")
 
 
 def _open(url: str, **kwargs: Any) -> RDBStorage:
-    """Open a storage the way the commands do: URL normalized first, then create_storage."""
+    """Open a storage the way the commands do: URL normalized first, then open_storage."""
     normalized = resolve_storage_url("unused", cli=url, spec=None, studies_dir=Path("."))
-    return create_storage(normalized, **kwargs)
+    return open_storage(normalized, **kwargs)
 
 
 def _free_port() -> int:
@@ -46,7 +46,7 @@ def _objective(trial: optuna.Trial) -> float:
 # Both backends
 
 
-def test_create_storage_round_trip(storage_url: str) -> None:
+def test_open_storage_round_trip(storage_url: str) -> None:
     storage = _open(storage_url)
     study = optuna.create_study(study_name="s", storage=storage)
     study.optimize(_objective, n_trials=3)

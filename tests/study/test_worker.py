@@ -14,19 +14,18 @@ from hpo.exceptions import StorageError
 from hpo.study import (
     DISCARDED_ATTR,
     FINISHED,
-    build_pruner,
-    create_storage,
     load_study,
     mask_url,
+    open_storage,
     resolve_storage_url,
     run_worker,
-    study_counts,
+    state_counts,
 )
 
 
 def _study(url: str, name: str = "s") -> optuna.Study:
     return optuna.create_study(
-        storage=create_storage(url, heartbeat_interval=None),
+        storage=open_storage(url, heartbeat_interval=None),
         study_name=name,
         direction="maximize",
         load_if_exists=True,
@@ -82,7 +81,7 @@ def test_pruned_trials_count_and_failed_ones_do_not(tmp_path: Path) -> None:
         return 0.5
 
     result = run_worker(study, objective, n_trials=4)
-    counts = study_counts(study)
+    counts = state_counts(study)
     assert counts["complete"] + counts["pruned"] == 4
     assert counts["fail"] >= 2
     assert result.stopped_by == "n_trials"
@@ -96,7 +95,7 @@ def test_consecutive_failures_stop_the_worker(tmp_path: Path) -> None:
 
     result = run_worker(study, objective, n_trials=10, max_consecutive_failures=3)
     assert result.stopped_by == "failures"
-    assert study_counts(study)["fail"] == 3
+    assert state_counts(study)["fail"] == 3
 
 
 def test_timeout_stops_starting_trials(tmp_path: Path) -> None:
@@ -112,7 +111,7 @@ def test_timeout_stops_starting_trials(tmp_path: Path) -> None:
 
 
 def _worker(url: str, n_trials: int) -> None:
-    study = optuna.load_study(study_name="s", storage=create_storage(url, heartbeat_interval=5))
+    study = optuna.load_study(study_name="s", storage=open_storage(url, heartbeat_interval=5))
 
     def objective(trial: optuna.Trial) -> float:
         time.sleep(0.05)
@@ -135,12 +134,12 @@ def test_concurrent_workers_reach_the_exact_total(tmp_path: Path) -> None:
     # Races for the last slots are settled by giving the loser's trial up, never by running it.
     others = [t for t in study.get_trials() if t.state not in FINISHED]
     assert all(DISCARDED_ATTR in t.user_attrs for t in others)
-    assert study_counts(study)["complete"] == 9
+    assert state_counts(study)["complete"] == 9
 
 
 def test_waiting_worker_takes_over_a_dead_workers_trial(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
-    storage = create_storage(url, heartbeat_interval=1, grace_period=2, max_retry=1)
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2, max_retry=1)
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     study.optimize(lambda t: 1.0, n_trials=1)
     # A worker that died mid-trial: RUNNING, with a heartbeat that stopped long ago.
@@ -162,56 +161,7 @@ def test_missing_study_names_the_existing_ones(tmp_path: Path) -> None:
 
 def test_missing_sqlite_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="does not exist"):
-        create_storage(f"sqlite:///{tmp_path}/nope/s.db")
-
-
-@pytest.mark.parametrize(
-    "name", ["median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none"]
-)
-def test_pruners_build_and_prune_a_clearly_bad_trial(name: str) -> None:
-    pruner = build_pruner(
-        {"name": name} | ({"n_startup_trials": 1} if name in ("median", "percentile") else {})
-    )
-    # Hyperband picks a bracket from a hash of the study name: fix it for a repeatable test.
-    study = optuna.create_study(study_name="pruners", direction="maximize", pruner=pruner)
-    for _ in range(4):
-        trial = study.ask()
-        for step in range(6):
-            trial.report(0.9, step)
-            assert not trial.should_prune()  # rung-based pruners record rungs here
-        study.tell(trial, 0.9)
-    bad = study.ask()
-    pruned = False
-    for step in range(6):
-        bad.report(0.01, step)
-        if bad.should_prune():
-            pruned = True
-            break
-    assert pruned is (name != "none")
-
-
-@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "grid"])
-def test_samplers_build_from_the_study_file_and_sample(name: str) -> None:
-    from hpo.space import parse_space
-    from hpo.study import build_sampler
-
-    space = parse_space(
-        {"train.batch_size": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}}
-        | ({} if name == "grid" else {"train.optimizer.lr": {"float": [1e-4, 1e-1], "log": True}}),
-        base={"data": {}, "train": {"optimizer": {"name": "adamw"}}},
-        source="s",
-    )
-    sampler = build_sampler({"name": name, "seed": 0}, grid=space.grid)
-    study = optuna.create_study(sampler=sampler, direction="maximize")
-    seen = []
-    for _ in range(5):
-        trial = study.ask()
-        values = space.sample(trial)
-        assert values["train.batch_size"] in (8, 16) and 1 <= values["train.epochs"] <= 3
-        seen.append(tuple(sorted(values.items())))
-        study.tell(trial, float(values["train.epochs"]))
-    if name == "grid":
-        assert len(set(seen)) == 5  # grid points are not repeated
+        open_storage(f"sqlite:///{tmp_path}/nope/s.db")
 
 
 def test_loading_from_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> None:

@@ -1,0 +1,68 @@
+"""Studies: storage, samplers, pruners, the worker loop, the study file, joining, summaries.
+
+- ``_storage``: URL precedence, ``open_storage(url)`` for every backend, password masking and
+  the one "does this study exist" check (``load_study``).
+- ``_samplers`` / ``_pruners``: registry entries (declared in :mod:`hpo.components`), rebuilt
+  from the study file by every worker.
+- ``_worker``: the loop that claims slots of the study-wide total and runs trials.
+- ``_spec``: the study file's schema and loading (with ``--set`` overrides).
+- ``_join``: creating or joining a study; fingerprints of the study file and the data.
+- ``_summary``: counts by state, best and top trials, used by the CLI, export and reports.
+"""
+
+from __future__ import annotations
+
+from hpo.components import PRUNERS, SAMPLERS
+from hpo.study._join import DATA_FINGERPRINT_ATTR, SPEC_ATTR, comparable_spec, open_study
+from hpo.study._pruners import build_pruner
+from hpo.study._samplers import build_sampler
+from hpo.study._spec import StudySettings, StudySpec, load_study_spec, storage_for, study_file
+from hpo.study._storage import (
+    list_study_names,
+    load_study,
+    mask_url,
+    normalize_url,
+    open_storage,
+    resolve_storage_url,
+)
+from hpo.study._summary import (
+    DISCARDED_ATTR,
+    FINISHED,
+    best_trial,
+    counts_text,
+    finished_count,
+    state_counts,
+    top_trials,
+)
+from hpo.study._worker import WorkerResult, run_worker
+
+__all__ = [
+    "DATA_FINGERPRINT_ATTR",
+    "DISCARDED_ATTR",
+    "FINISHED",
+    "PRUNERS",
+    "SAMPLERS",
+    "SPEC_ATTR",
+    "StudySettings",
+    "StudySpec",
+    "WorkerResult",
+    "best_trial",
+    "build_pruner",
+    "build_sampler",
+    "comparable_spec",
+    "counts_text",
+    "finished_count",
+    "list_study_names",
+    "load_study",
+    "load_study_spec",
+    "mask_url",
+    "normalize_url",
+    "open_storage",
+    "open_study",
+    "resolve_storage_url",
+    "run_worker",
+    "state_counts",
+    "storage_for",
+    "study_file",
+    "top_trials",
+]

@@ -1,0 +1,110 @@
+"""Creating and joining a study: every worker must agree on the study file and the data.
+
+The first worker stores the comparable part of its study file and the data fingerprint in the
+study's user attributes; a later worker whose file, ``--set`` flags or data differ is refused
+with the first difference named.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+
+from hpo.exceptions import ConfigError, DataError
+from hpo.study._spec import StudySpec
+from hpo.study._storage import mask_url
+
+__all__ = ["DATA_FINGERPRINT_ATTR", "SPEC_ATTR", "comparable_spec", "open_study"]
+
+SPEC_ATTR = "hpo:spec"
+DATA_FINGERPRINT_ATTR = "hpo:data_fingerprint"
+# Settings that may differ between workers: where the data lives on each machine, caching.
+_PER_WORKER_KEYS = ("root", "cache_dir", "skip_bad_files")
+
+
+def comparable_spec(spec: StudySpec) -> dict[str, Any]:
+    """The parts of a study file every worker must agree on (a JSON-able mapping)."""
+    data = {
+        k: v
+        for k, v in spec.base_config().data.model_dump(mode="json").items()
+        if k not in _PER_WORKER_KEYS
+    }
+    return {
+        "direction": spec.study.direction,
+        "data": data,
+        "train": spec.base_config().train.model_dump(mode="json"),
+        "search_space": _jsonable(spec.search_space),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _first_difference(stored: Any, ours: Any, path: str = "") -> str | None:
+    if isinstance(stored, dict) and isinstance(ours, dict):
+        for key in sorted(set(stored) | set(ours)):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in stored:
+                return f"{sub} is new here (not in the stored study)"
+            if key not in ours:
+                return f"{sub} is missing here (stored: {stored[key]!r})"
+            diff = _first_difference(stored[key], ours[key], sub)
+            if diff:
+                return diff
+        return None
+    if stored != ours:
+        return f"{path}: stored {stored!r}, here {ours!r}"
+    return None
+
+
+def open_study(
+    spec: StudySpec,
+    storage: BaseStorage,
+    *,
+    data_fingerprint: str,
+    allow_mismatch: bool = False,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create the study or join it; a worker whose study file or data differ is refused.
+
+    Raises:
+        ConfigError: the stored search space or fixed settings differ from this worker's.
+        DataError: the stored data fingerprint differs from this worker's data.
+    """
+    study = optuna.create_study(
+        storage=storage,
+        study_name=spec.name,
+        direction=spec.study.direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    ours = comparable_spec(spec)
+    attrs = study.user_attrs
+    if SPEC_ATTR not in attrs:
+        study.set_user_attr(SPEC_ATTR, ours)
+        study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fingerprint)
+        return study
+    if allow_mismatch:
+        return study
+    diff = _first_difference(attrs[SPEC_ATTR], ours)
+    where = mask_url(storage.url) if isinstance(storage, RDBStorage) else "the storage"
+    if diff is not None:
+        raise ConfigError(
+            f"study {spec.name!r} in {where} was started with a different study "
+            f"file: {diff}; use the same file (and --set flags) as the other workers, a new "
+            "study name, or --allow-mismatch to join anyway"
+        )
+    stored_fp = attrs.get(DATA_FINGERPRINT_ATTR)
+    if stored_fp is not None and stored_fp != data_fingerprint:
+        raise DataError(
+            f"study {spec.name!r} was started on different data (fingerprint {stored_fp}, here "
+            f"{data_fingerprint}): check data.root and the corrections file, or pass "
+            "--allow-mismatch to join anyway"
+        )
+    return study

@@ -1,0 +1,163 @@
+"""The study file: its schema (``study``, ``data``, ``train``, ``search_space``) and loading."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import Field
+
+from hpo.components import PRUNERS, SAMPLERS
+from hpo.config import (
+    StrictModel,
+    TrainConfig,
+    apply_overrides,
+    format_validation_error,
+    load_yaml,
+    parse_overrides,
+    train_config_from_dict,
+)
+from hpo.exceptions import ConfigError
+from hpo.space import parse_space
+from hpo.study._storage import resolve_storage_url
+
+__all__ = [
+    "StudySettings",
+    "StudySpec",
+    "load_study_spec",
+    "storage_for",
+    "study_file",
+]
+
+
+class StudySettings(StrictModel):
+    """How a study runs (the ``study`` section of a study file)."""
+
+    direction: Literal["maximize", "minimize"] = "maximize"
+    storage: str | None = None
+    """SQLAlchemy URL; null means ``sqlite:///<study file dir>/<name>.db``."""
+    sampler: Mapping[str, Any] = Field(default_factory=lambda: {"name": "tpe"})
+    pruner: Mapping[str, Any] = Field(default_factory=lambda: {"name": "median"})
+    heartbeat_interval: int = Field(60, ge=1)
+    """Seconds between a running trial's heartbeats; a silent trial is failed and retried."""
+    grace_period: int | None = Field(None, ge=1)
+    """Seconds without a heartbeat before a trial counts as stale (default 2x the interval)."""
+    max_retry: int = Field(2, ge=0)
+    """How often a trial whose worker died is re-queued with the same parameters."""
+    max_consecutive_failures: int = Field(5, ge=1)
+    """A worker stops after this many failed trials in a row (a broken study, not a bad config)."""
+
+
+class StudySpec(StrictModel):
+    """A validated study file: how it runs, fixed settings and the search space."""
+
+    name: str
+    path: Path | None = None
+    study: StudySettings = Field(default_factory=StudySettings)
+    data: Mapping[str, Any] = Field(default_factory=dict)
+    train: Mapping[str, Any] = Field(default_factory=dict)
+    search_space: Mapping[str, Any] = Field(default_factory=dict)
+
+    def base_config(self) -> TrainConfig:
+        """The fixed settings as a TrainConfig (searched keys keep their fixed defaults)."""
+        source = str(self.path) if self.path else self.name
+        return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
+
+    def fixed_dict(self) -> dict[str, Any]:
+        """The fixed settings as written, the base that sampled values go on top of.
+
+        Components the file leaves out get their default name, so ``train.optimizer.lr`` has a
+        component to land in; defaults of their parameters are not filled in, so a sampled
+        ``train.optimizer.name: sgd`` does not inherit Adam's ``beta1``.
+        """
+        base = self.base_config()
+        train = copy.deepcopy(dict(self.train))
+        for key in ("model", "optimizer", "scheduler", "loss"):
+            value = train.get(key)
+            if value is None:
+                train[key] = {"name": getattr(base.train, key).name}
+            elif isinstance(value, str):
+                train[key] = {"name": value}
+        return {"data": copy.deepcopy(dict(self.data)), "train": train}
+
+
+_STUDY_SECTIONS = ("study", "data", "train", "search_space")
+
+
+def load_study_spec(
+    path: Path, *, name: str | None = None, overrides: Iterable[str] = ()
+) -> StudySpec:
+    """Load and validate a study file, applying ``--set`` overrides.
+
+    An override of a fixed setting replaces it; an override of a searched key pins it: the key
+    leaves the search space for this run (and so becomes part of the study's fingerprint).
+    """
+    raw = load_yaml(path)
+    unknown = sorted(set(raw) - set(_STUDY_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section {unknown[0]!r}; known sections: {', '.join(_STUDY_SECTIONS)}"
+        )
+    for section in _STUDY_SECTIONS:
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping")
+    space = dict(raw.get("search_space") or {})
+    parsed = parse_overrides(overrides)
+    for key, _ in parsed:
+        space.pop(key, None)
+        if not key.startswith(("study.", "data.", "train.")):
+            raise ConfigError(
+                f"--set {key}: keys start with study., data. or train. (e.g. train.epochs=3)"
+            )
+    raw = apply_overrides({k: raw.get(k) or {} for k in ("study", "data", "train")}, parsed)
+    try:
+        settings = StudySettings.model_validate(raw["study"])
+    except pydantic.ValidationError as exc:
+        msg = format_validation_error(exc, str(path))
+        raise ConfigError(msg.replace(f"{path}: ", f"{path}: study.", 1)) from None
+    spec = StudySpec(
+        name=name or path.stem,
+        path=path,
+        study=settings,
+        data=raw["data"],
+        train=raw["train"],
+        search_space=space,
+    )
+    spec.base_config()  # the fixed settings must be valid on their own
+    parse_space(space, base=spec.fixed_dict(), source=str(path))
+    for kind, registry in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        entry = dict(getattr(settings, kind))
+        entry_name = entry.pop("name", None)
+        if not isinstance(entry_name, str):
+            raise ConfigError(
+                f"{path}: study.{kind}.name is required; known: {', '.join(registry.names())}"
+            )
+        registry.validate(entry_name, entry, where=f"{path}: study.{kind}")
+    return spec
+
+
+def study_file(
+    name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")
+) -> Path:
+    """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``."""
+    if config is not None:
+        return config
+    return studies_dir / f"{name}.yaml"
+
+
+def storage_for(name: str, *, cli: str | None, config: Path | None = None) -> str:
+    """Storage URL of an existing study for commands that only read it (export, show, dashboard).
+
+    Same precedence as ``hpo run``: ``--storage``, ``HPO_STORAGE``, the study file's
+    ``study.storage`` (when the file exists), then ``sqlite:///studies/NAME.db``.
+    """
+    path = study_file(name, config=config)
+    spec_url = None
+    if cli is None and not os.environ.get("HPO_STORAGE") and path.is_file():
+        section = load_yaml(path).get("study") or {}
+        spec_url = section.get("storage") if isinstance(section, dict) else None
+    return resolve_storage_url(name, cli=cli, spec=spec_url, studies_dir=path.parent)

@@ -1,0 +1,180 @@
+"""Study storage: URL resolution, one ``open_storage`` for every backend, masking, existence."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from hpo.exceptions import StorageError
+
+__all__ = [
+    "list_study_names",
+    "load_study",
+    "mask_url",
+    "normalize_url",
+    "open_storage",
+    "resolve_storage_url",
+]
+
+_CREATE_ATTEMPTS = 5
+
+
+def resolve_storage_url(
+    study_name: str, *, cli: str | None, spec: str | None, studies_dir: Path
+) -> str:
+    """Storage precedence: ``--storage``, ``HPO_STORAGE``, the study file, then SQLite."""
+    url = cli or os.environ.get("HPO_STORAGE") or spec
+    if not url:
+        return f"sqlite:///{studies_dir / f'{study_name}.db'}"
+    return normalize_url(url)
+
+
+def normalize_url(url: str) -> str:
+    """The URL SQLAlchemy is given: plain ``postgresql://`` selects psycopg 3, which we ship.
+
+    Raises:
+        StorageError: not a URL SQLAlchemy can parse.
+    """
+    try:
+        parsed = sqlalchemy.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(
+            f"storage URL {url!r} is not a valid SQLAlchemy URL "
+            "(e.g. sqlite:///studies/x.db or postgresql://user:pass@host/db)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for logs and messages."""
+    try:
+        parsed = sqlalchemy.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return "<invalid storage URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL, else None."""
+    parsed = sqlalchemy.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    max_retry: int = 2,
+    create: bool = True,
+) -> BaseStorage:
+    """The storage behind ``url``; the one place that knows the backends.
+
+    Dispatches on the URL's scheme, like Optuna's ``get_storage``: SQLite and every other
+    SQLAlchemy database become an ``RDBStorage`` with heartbeats and stale-trial retry (SQLite
+    waits for the lock of other workers, PostgreSQL pings pooled connections). A new backend
+    (Optuna's JournalStorage, its gRPC proxy) is one more branch here.
+
+    Args:
+        url: Storage URL.
+        heartbeat_interval: Seconds between running trials' heartbeats; None for none (readers
+            such as the dashboard or ``hpo export``).
+        grace_period: Seconds without a heartbeat before a trial is stale.
+        max_retry: How often a stale trial is re-queued with the same parameters.
+        create: Create a missing SQLite file; False for commands that only read an existing
+            study (a typo must not leave an empty database behind).
+
+    Raises:
+        StorageError: the database cannot be reached, or (``create=False``) does not exist;
+            the password is masked.
+    """
+    url = normalize_url(url)
+    path = _sqlite_file(url)
+    if path is not None:
+        if not create and not path.is_file():
+            raise StorageError(
+                f"no study database at {path}: storage {mask_url(url)} does not exist; run "
+                "`hpo run` first, or point --storage / HPO_STORAGE at the study's storage"
+            )
+        if not path.parent.exists():
+            raise StorageError(f"storage {mask_url(url)}: folder {path.parent} does not exist")
+    return _rdb_storage(
+        url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry
+    )
+
+
+def _rdb_storage(
+    url: str, *, heartbeat_interval: int | None, grace_period: int | None, max_retry: int
+) -> RDBStorage:
+    engine_kwargs: dict[str, Any] = {}
+    if sqlalchemy.make_url(url).get_backend_name() == "sqlite":
+        # Many workers on one machine share the file: wait for the lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["pool_size"] = 2
+        engine_kwargs["max_overflow"] = 4
+    callback = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat_interval:
+            callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                )
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            # Workers started together on a new database race to create its tables; the
+            # losers see the winner's rows and simply open the storage again.
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in reason
+            if racing and attempt + 1 < _CREATE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def list_study_names(storage: BaseStorage) -> list[str]:
+    """Names of the studies in ``storage``, sorted."""
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def load_study(name: str, storage: str | BaseStorage) -> optuna.Study:
+    """Load an existing study: the one "does this study exist" check of every reading command.
+
+    A URL is opened read-only (no heartbeats; a missing SQLite file is an error, not created).
+
+    Raises:
+        StorageError: the storage or the study does not exist; names the studies there.
+    """
+    if isinstance(storage, str):
+        try:
+            storage = open_storage(storage, heartbeat_interval=None, create=False)
+        except StorageError as exc:
+            raise StorageError(f"no study named {name!r}: {exc}") from None
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = list_study_names(storage)
+        known = ", ".join(names) if names else "none"
+        where = mask_url(storage.url) if isinstance(storage, RDBStorage) else "the storage"
+        raise StorageError(f"no study named {name!r} in {where}; studies there: {known}") from None

@@ -1,0 +1,128 @@
+"""The worker loop: run trials of a shared study until it holds its study-wide total.
+
+Several workers (processes, machines) share one study through its storage. ``--n-trials N``
+is the study-wide number of finished (complete + pruned) trials: each worker claims a slot
+before it trains, a worker that loses a race for the last slot gives its trial up, and a worker
+with no free slot waits for the trials of other workers to end (one may fail and free a slot).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.study._summary import DISCARDED_ATTR, FINISHED
+
+__all__ = ["WorkerResult", "run_worker"]
+
+_CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+class _OverCap(Exception):
+    """This worker lost the race for the study's last slot; its trial is given up."""
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did."""
+
+    ran: list[int] = field(default_factory=list)
+    stopped_by: str = "n_trials"
+
+
+def _claimed_before(study: optuna.Study, number: int) -> int:
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=_CLAIMED)
+        if t.number < number and DISCARDED_ATTR not in t.user_attrs
+    )
+
+
+def run_worker(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int | None,
+    timeout: float | None = None,
+    max_consecutive_failures: int = 5,
+    on_trial_end: Callable[[FrozenTrial], None] | None = None,
+    on_wait: Callable[[int], None] | None = None,
+    poll_seconds: float = 2.0,
+    exhaustible: bool = False,
+) -> WorkerResult:
+    """Run trials until the study holds ``n_trials`` finished trials (or ``timeout`` passes).
+
+    Args:
+        study: The shared study.
+        objective: Trial -> value; ``optuna.TrialPruned`` prunes, other exceptions fail the trial
+            (recorded with its reason) and the worker goes on.
+        n_trials: Study-wide total of complete + pruned trials; None runs until timeout.
+        timeout: Seconds after which no new trial is started.
+        max_consecutive_failures: Stop after this many failed trials in a row.
+        on_trial_end: Called with each trial this worker finished.
+        on_wait: Called with the number of trials other workers are running while waiting.
+        poll_seconds: How often a waiting worker looks at the study.
+        exhaustible: The sampler can run out of points (its registry info): stop when it has.
+
+    Raises:
+        KeyboardInterrupt: after Optuna has marked the running trial failed.
+    """
+    result = WorkerResult()
+    started = time.monotonic()
+    failures = 0
+
+    current: dict[str, int] = {}
+
+    def guarded(trial: optuna.Trial) -> float:
+        current["number"] = trial.number
+        if n_trials is not None and _claimed_before(study, trial.number) >= n_trials:
+            trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
+            raise _OverCap
+        return objective(trial)
+
+    while True:
+        if timeout is not None and time.monotonic() - started >= timeout:
+            result.stopped_by = "timeout"
+            return result
+        if n_trials is not None:
+            trials = study.get_trials(deepcopy=False, states=_CLAIMED)
+            claimed = [t for t in trials if DISCARDED_ATTR not in t.user_attrs]
+            finished = sum(1 for t in claimed if t.state in FINISHED)
+            if finished >= n_trials:
+                result.stopped_by = "n_trials"
+                return result
+            waiting = sum(1 for t in claimed if t.state == TrialState.WAITING)
+            if len(claimed) >= n_trials and not waiting:
+                running = len(claimed) - finished
+                if on_wait is not None:
+                    on_wait(running)
+                time.sleep(poll_seconds)
+                # A worker that died leaves a RUNNING trial; failing it (once its heartbeat is
+                # stale) re-queues it, which frees the slot this worker waits for.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                continue
+        current.clear()
+        study.optimize(guarded, n_trials=1, catch=(Exception,))
+        if "number" not in current:
+            continue
+        trial = study.get_trials(deepcopy=False)[current["number"]]
+        if DISCARDED_ATTR in trial.user_attrs:
+            continue
+        result.ran.append(trial.number)
+        failures = failures + 1 if trial.state == TrialState.FAIL else 0
+        if on_trial_end is not None:
+            on_trial_end(trial)
+        if failures >= max_consecutive_failures:
+            result.stopped_by = "failures"
+            return result
+        if exhaustible and cast(Any, study.sampler).is_exhausted(study):
+            result.stopped_by = "exhausted"
+            return result
