@@ -1,10 +1,12 @@
-"""The Optuna objective: a thin adapter from a trial to K-fold training with the engine.
+"""The Optuna objective: a thin adapter from a trial to the engine's cross-validation runner.
 
-A trial's sampled values become a TrainConfig; its folds train with ``hpo.train.fit``; every
-epoch's validation macro-F1 is reported at step ``fold * epochs + epoch`` (the same amount of
-training in every trial) and the pruner is asked after every report. With the Wilcoxon pruner
-the unit is the fold instead: one report per fold, step = fold index, and a pruned trial
-returns the mean of the folds it ran (Optuna's advice, so TPE still learns from it).
+A trial's sampled values become a TrainConfig; its folds train with
+``hpo.train.cross_validate``; every epoch's validation macro-F1 is reported at step
+``fold * epochs + epoch`` (the same amount of training in every trial) and the pruner is asked
+after every report. With the Wilcoxon pruner the unit is the fold instead: one report per fold,
+step = fold index, and a pruned trial returns the mean of the folds it ran (Optuna's advice, so
+TPE still learns from it). Every epoch's result is kept in the user attribute ``history``: one
+list per fold run, each a list of ``EpochResult.to_dict()``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import numpy as np
 import optuna
 import torch
 
-from hpo.config import DataConfig, StudySpec, TrainConfig, apply_overrides, train_config_from_dict
+from hpo.config import DataConfig, TrainConfig, apply_overrides, train_config_from_dict
+from hpo.data import LoadedData, load_training_data
 from hpo.space import Space
+from hpo.study import StudySpec
+from hpo.train import EpochResult, FoldRun, Split, cross_validate, make_splits
 
 __all__ = ["Objective", "TrialSummary", "trial_config"]
 
@@ -38,6 +43,7 @@ class TrialSummary:
     fold_scores: list[float] = field(default_factory=list)
     epochs_trained: int = 0
     pruned_at_step: int | None = None
+    history: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
@@ -71,17 +77,15 @@ class Objective:
         per_fold_pruning: bool = False,
         data_loader: Callable[[DataConfig], Any] | None = None,
     ) -> None:
-        from hpo.data import load_training_data
-
         self.spec = spec
         self.space = space
         self.device = device
         self.per_fold_pruning = per_fold_pruning
         self._load = data_loader or load_training_data
-        self._data: dict[tuple[Any, ...], Any] = {}
-        self._splits: dict[tuple[Any, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._data: dict[tuple[Any, ...], LoadedData] = {}
+        self._splits: dict[tuple[Any, ...], list[Split]] = {}
 
-    def data(self, cfg: DataConfig) -> Any:
+    def data(self, cfg: DataConfig) -> LoadedData:
         key = _data_key(cfg)
         if key not in self._data:
             self._data[key] = self._load(cfg)
@@ -108,70 +112,57 @@ class Objective:
     def _record(self, trial: optuna.Trial, summary: TrialSummary, started: float) -> None:
         trial.set_user_attr("fold_scores", summary.fold_scores)
         trial.set_user_attr("epochs_trained", summary.epochs_trained)
+        trial.set_user_attr("history", summary.history)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
         trial.set_user_attr("device", str(self.device))
         if summary.pruned_at_step is not None:
             trial.set_user_attr("pruned_at_step", summary.pruned_at_step)
 
     def _run(self, trial: optuna.Trial, config: TrainConfig, summary: TrialSummary) -> float:
-        from hpo.data import kfold_splits
-        from hpo.train import fit
-
         loaded = self.data(config.data)
-        samples, images = loaded.samples, loaded.images
-        kfold = config.train.kfold
-        split_key = (_data_key(config.data), kfold.n_splits, config.train.seed)
+        split_key = (_data_key(config.data), config.train.kfold.n_splits, config.train.seed)
         if split_key not in self._splits:
-            self._splits[split_key] = kfold_splits(samples, kfold.n_splits, seed=config.train.seed)
-        splits = self._splits[split_key]
+            self._splits[split_key] = make_splits(config, loaded.samples)
         epochs = config.train.epochs
-        per_class: list[list[float]] = []
-        confusion: np.ndarray | None = None
-        factors: dict[str, list[float]] = {}
 
-        for fold, (train_idx, val_idx) in enumerate(splits[: kfold.fold_count]):
-
-            def on_epoch_end(result: Any, fold: int = fold) -> None:
-                summary.epochs_trained += 1
-                if self.per_fold_pruning:
-                    return
-                step = fold * epochs + result.epoch
-                trial.report(float(result.macro_f1), step)
-                if trial.should_prune():
-                    summary.pruned_at_step = step
-                    raise optuna.TrialPruned(
-                        f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}"
-                    )
-
-            fitted = fit(
-                config,
-                images.array,
-                samples.labels,
-                train_idx,
-                val_idx,
-                device=self.device,
-                num_classes=samples.num_classes,
-                on_epoch_end=on_epoch_end,
-                mask_factors=samples.format == "mask",
-            )
-            score = float(fitted.metrics["macro_f1"])
-            summary.fold_scores.append(score)
-            per_class.append(list(fitted.per_class_f1))
-            matrix = np.asarray(fitted.confusion)
-            confusion = matrix if confusion is None else confusion + matrix
-            for key in ("f1_mask", "f1_gender", "f1_age", "accuracy"):
-                if key in fitted.metrics:
-                    factors.setdefault(key, []).append(float(fitted.metrics[key]))
+        def on_epoch_end(fold: int | None, result: EpochResult) -> None:
+            summary.epochs_trained += 1
+            if result.epoch == 0:
+                summary.history.append([])
+            summary.history[-1].append(result.to_dict())
             if self.per_fold_pruning:
-                trial.report(score, fold)
-                if trial.should_prune():
-                    summary.pruned_at_step = fold
-                    trial.set_user_attr("pruned_at_fold", fold)
-                    break
+                return
+            step = (fold or 0) * epochs + result.epoch
+            trial.report(float(result.macro_f1 or 0.0), step)
+            if trial.should_prune():
+                summary.pruned_at_step = step
+                raise optuna.TrialPruned(
+                    f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}"
+                )
 
-        trial.set_user_attr("per_class_f1", [round(float(v), 4) for v in np.mean(per_class, 0)])
-        if confusion is not None:
-            trial.set_user_attr("confusion", confusion.tolist())
-        for key, values in factors.items():
-            trial.set_user_attr(key, round(float(np.mean(values)), 4))
+        def on_fold_end(fold: int | None, run: FoldRun) -> bool:
+            score = float(run.score or 0.0)
+            summary.fold_scores.append(score)
+            if not self.per_fold_pruning:
+                return True
+            trial.report(score, fold or 0)
+            if trial.should_prune():
+                summary.pruned_at_step = fold
+                trial.set_user_attr("pruned_at_fold", fold)
+                return False
+            return True
+
+        result = cross_validate(
+            config,
+            loaded,
+            device=self.device,
+            splits=self._splits[split_key],
+            on_epoch_end=on_epoch_end,
+            on_fold_end=on_fold_end,
+        )
+        trial.set_user_attr("per_class_f1", [round(v, 4) for v in result.per_class_f1])
+        if result.confusion is not None:
+            trial.set_user_attr("confusion", result.confusion)
+        for key, value in result.mean_metrics.items():
+            trial.set_user_attr(key, round(value, 4))
         return float(np.mean(summary.fold_scores))

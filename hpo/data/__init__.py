@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.data._cache import DecodedImages, decode_image, default_cache_dir, load_images
 from hpo.data._corrections import CORRECTION_FIELDS
-from hpo.data._labels import FACTORS, MASK_CLASS_NAMES, decode_label, encode_label
+from hpo.data._labels import (
+    FACTORS,
+    MASK_CLASS_NAMES,
+    NUM_MASK_CLASSES,
+    decode_factors,
+    decode_label,
+    encode_label,
+)
 from hpo.data._load import LoadedData, data_fingerprint, load_samples, load_training_data
 from hpo.data._mask import load_eval
 from hpo.data._split import kfold_splits
@@ -25,6 +32,7 @@ __all__ = [
     "CORRECTION_FIELDS",
     "FACTORS",
     "MASK_CLASS_NAMES",
+    "NUM_MASK_CLASSES",
     "CheckReport",
     "DecodedImages",
     "EvalSet",
@@ -33,6 +41,7 @@ __all__ = [
     "Samples",
     "check_data",
     "data_fingerprint",
+    "decode_factors",
     "decode_image",
     "decode_label",
     "default_cache_dir",

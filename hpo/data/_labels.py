@@ -1,6 +1,14 @@
-"""The 18-class label of the competition: mask x gender x age, and parsing of its raw values."""
+"""The 18-class label of the competition: mask x gender x age, and parsing of its raw values.
+
+Every piece of label arithmetic (``label = mask * 6 + gender * 3 + age``) lives here: loading,
+checking, splitting and the metrics ask this module rather than repeating it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "AGE_BOUNDS",
@@ -10,10 +18,12 @@ __all__ = [
     "MASK_OF_STEM",
     "NUM_MASK_CLASSES",
     "age_class",
+    "decode_factors",
     "decode_label",
     "encode_label",
     "parse_age",
     "parse_gender",
+    "person_class",
 ]
 
 FACTORS: dict[str, list[str]] = {
@@ -24,6 +34,10 @@ FACTORS: dict[str, list[str]] = {
 """Names of the values of each factor, in label order."""
 
 NUM_MASK_CLASSES = 18
+
+# label = mask * _MASK_STRIDE + gender * _GENDER_STRIDE + age
+_GENDER_STRIDE = len(FACTORS["age"])
+_MASK_STRIDE = len(FACTORS["gender"]) * _GENDER_STRIDE
 
 AGE_BOUNDS = (30, 60)
 """Ages below the first bound are class 0, below the second class 1, the rest class 2."""
@@ -56,7 +70,14 @@ def encode_label(mask: int, gender: int, age: int) -> int:
     """
     if not (0 <= mask < 3 and 0 <= gender < 2 and 0 <= age < 3):
         raise ValueError(f"factors out of range: mask={mask}, gender={gender}, age={age}")
-    return mask * 6 + gender * 3 + age
+    return mask * _MASK_STRIDE + gender * _GENDER_STRIDE + age
+
+
+def _split(label: Any) -> tuple[Any, Any, Any]:
+    # One divmod chain for a single label and (elementwise) for an array of labels.
+    mask, rest = divmod(label, _MASK_STRIDE)
+    gender, age = divmod(rest, _GENDER_STRIDE)
+    return mask, gender, age
 
 
 def decode_label(label: int) -> tuple[int, int, int]:
@@ -67,9 +88,29 @@ def decode_label(label: int) -> tuple[int, int, int]:
     """
     if not 0 <= label < NUM_MASK_CLASSES:
         raise ValueError(f"label must be in 0..{NUM_MASK_CLASSES - 1}, got {label}")
-    mask, rest = divmod(int(label), 6)
-    gender, age = divmod(rest, 3)
-    return mask, gender, age
+    mask, gender, age = _split(int(label))
+    return int(mask), int(gender), int(age)
+
+
+def decode_factors(labels: Any) -> dict[str, np.ndarray]:
+    """The factors of many class indices at once (vectorised :func:`decode_label`).
+
+    Args:
+        labels: Class indices in ``0..17`` (any integer array-like).
+
+    Returns:
+        Factor name (``mask``, ``gender``, ``age``, the keys of :data:`FACTORS`) -> ``int64``
+        array of that factor's values, in ``labels`` order.
+
+    Raises:
+        ValueError: a label is not a class index.
+    """
+    array = np.asarray(labels, dtype=np.int64)
+    if array.size and (array.min() < 0 or array.max() >= NUM_MASK_CLASSES):
+        raise ValueError(
+            f"labels must be in 0..{NUM_MASK_CLASSES - 1}, got {array.min()}..{array.max()}"
+        )
+    return dict(zip(FACTORS, _split(array), strict=True))
 
 
 def _class_name(label: int) -> str:
@@ -84,6 +125,18 @@ MASK_CLASS_NAMES: list[str] = [_class_name(i) for i in range(NUM_MASK_CLASSES)]
 def age_class(age: int) -> int:
     """Age group of an age in years: 0 below 30, 1 from 30 to 59, 2 from 60."""
     return sum(age >= bound for bound in AGE_BOUNDS)
+
+
+def person_class(gender: int, age: int) -> int:
+    """The gender x age-group class of a person, ``0..5``, which K-fold splits stratify on.
+
+    It is the person's label without its mask factor (the label of their ``wear`` images).
+
+    Args:
+        gender: 0 male, 1 female.
+        age: Age in years.
+    """
+    return encode_label(0, gender, age_class(age))
 
 
 def parse_gender(text: str) -> int:

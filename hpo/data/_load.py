@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hpo.data._cache import DecodedImages, load_images
-from hpo.data._corrections import apply_corrections, read_corrections
-from hpo.data._folder import scan_folder
-from hpo.data._mask import samples_from_people, scan_train
-from hpo.data._table import Problem, Samples, raise_problems
+from hpo.data._read import read_data
+from hpo.data._table import Samples, raise_problems
 from hpo.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -42,36 +40,24 @@ class LoadedData:
 def load_samples(cfg: DataConfig) -> Samples:
     """Read the data set described by ``cfg`` into one table, applying ``cfg.corrections``.
 
+    The table is :func:`hpo.data._read.read_data`'s, the reader ``hpo data check`` uses.
+
     Args:
         cfg: Format, root and corrections file of the data.
 
     Raises:
         DataError: the first problem found (missing or extra files, a malformed CSV, an
-            unreadable gender or age, a bad correction), naming the file and line, and how many
-            more problems ``hpo data check`` would list.
+            unreadable gender or age, a bad correction, no image at all), naming the file and
+            line, and how many more problems ``hpo data check`` would list.
     """
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (data.root)")
-    problems: list[Problem]
-    if cfg.format == "mask":
-        scan = scan_train(root)
-        problems = scan.problems
-        if cfg.corrections is not None:
-            corrections = read_corrections(Path(cfg.corrections), problems)
-            changed = apply_corrections(scan.people, corrections, problems)
-            if not problems:
-                logger.info("applied %d correction(s) to %d people", len(corrections), changed)
-        raise_problems(problems, root)
-        samples = samples_from_people(scan.people)
-    else:
-        if cfg.corrections is not None:
-            raise DataError("data.corrections applies to format 'mask' only")
-        folder = scan_folder(root)
-        raise_problems(folder.problems, root)
-        samples = folder.samples
-    if len(samples) == 0:
-        raise DataError(f"{root}: no images found")
+    read = read_data(root, cfg.format, corrections=cfg.corrections)
+    raise_problems(read.problems, root)
+    samples = read.samples
+    if read.corrections is not None:
+        logger.info("applied %d correction(s) to %d people", read.corrections, read.corrected)
     logger.debug(
         "%s: %d images, %d groups, %d classes",
         root,

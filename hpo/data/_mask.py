@@ -23,6 +23,7 @@ from hpo.data._labels import (
     encode_label,
     parse_age,
     parse_gender,
+    person_class,
 )
 from hpo.data._table import EvalSet, Problem, Samples, raise_problems, read_csv
 
@@ -76,7 +77,7 @@ class Person:
 
     @property
     def stratum(self) -> int:
-        return self.gender * 3 + age_class(self.age)
+        return person_class(self.gender, self.age)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Validation of a data set: counts a user looks at first, and every problem with file and line.
 
-``check_data`` reads a data set the way training does but never stops at the first problem:
-it lists missing and extra files, malformed CSV files, unreadable genders and ages, bad
-corrections and images that do not decode (each image is decoded at an eighth of its size,
+``check_data`` reads a data set with the reader training uses (``hpo.data._read.read_data``),
+so it counts exactly the table a run trains on, but never stops at the first problem: it lists
+missing and extra files, malformed CSV files, unreadable genders and ages, bad corrections, an
+empty data set, and images that do not decode (each image is decoded at an eighth of its size,
 which reads the whole file at a fraction of the cost), for the training part and, when
 present, the eval part.
 """
@@ -21,10 +22,9 @@ import numpy as np
 from PIL import Image
 
 from hpo.data._cache import decode_error
-from hpo.data._corrections import apply_corrections, read_corrections
-from hpo.data._folder import scan_folder
-from hpo.data._labels import FACTORS, age_class, decode_label
-from hpo.data._mask import samples_from_people, scan_eval, scan_train
+from hpo.data._labels import FACTORS, age_class, decode_factors
+from hpo.data._mask import scan_eval
+from hpo.data._read import read_data
 from hpo.data._table import Problem, Samples
 from hpo.exceptions import DataError
 
@@ -129,12 +129,14 @@ def verify_images(
     return problems
 
 
-def _counts(samples: Samples) -> dict[str, dict[str, int]]:
-    per_factor = {name: dict.fromkeys(values, 0) for name, values in FACTORS.items()}
-    for label, count in enumerate(np.bincount(samples.labels, minlength=18).tolist()):
-        for name, value in zip(FACTORS, decode_label(label), strict=True):
-            per_factor[name][FACTORS[name][value]] += count
-    return per_factor
+def _factor_counts(samples: Samples) -> dict[str, dict[str, int]]:
+    decoded = decode_factors(samples.labels)
+    return {
+        name: dict(
+            zip(values, np.bincount(decoded[name], minlength=len(values)).tolist(), strict=True)
+        )
+        for name, values in FACTORS.items()
+    }
 
 
 def check_data(
@@ -163,58 +165,37 @@ def check_data(
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     fmt = detect_format(root) if format == "auto" else format
-    problems: list[Problem] = []
+    read = read_data(root, fmt, corrections=corrections)
+    samples = read.samples
+    problems = list(read.problems)
     eval_paths: list[Path] = []
     eval_problems: list[Problem] = []
-    report: CheckReport
+    report = CheckReport(
+        root=root,
+        format=read.format,
+        people=None,
+        images=len(samples) + read.unlabelled_images,
+        class_names=list(samples.class_names),
+        class_counts=np.bincount(samples.labels, minlength=samples.num_classes).tolist(),
+        corrections=read.corrections,
+    )
     if fmt == "mask":
-        scan = scan_train(root)
-        problems += scan.problems
-        n_corrections = None
-        if corrections is not None:
-            fixes = read_corrections(Path(corrections), problems)
-            apply_corrections(scan.people, fixes, problems)
-            n_corrections = len(fixes)
-        samples = samples_from_people(scan.people)
-        people_counts = {
+        report.people = len(read.people)
+        report.factor_counts = _factor_counts(samples)
+        report.people_counts = {
             "gender": {
-                name: sum(p.gender == i for p in scan.people)
+                name: sum(p.gender == i for p in read.people)
                 for i, name in enumerate(FACTORS["gender"])
             },
             "age": {
-                name: sum(age_class(p.age) == i for p in scan.people)
+                name: sum(age_class(p.age) == i for p in read.people)
                 for i, name in enumerate(FACTORS["age"])
             },
         }
-        report = CheckReport(
-            root=root,
-            format="mask",
-            people=len(scan.people),
-            images=len(samples) + scan.unlabelled_images,
-            class_names=list(samples.class_names),
-            class_counts=np.bincount(samples.labels, minlength=18).tolist(),
-            factor_counts=_counts(samples),
-            people_counts=people_counts,
-            corrections=n_corrections,
-        )
         if (root / "eval").is_dir():
             eval_set, eval_problems = scan_eval(root / "eval")
             eval_paths = eval_set.paths
             report.eval_images = len(eval_set)
-    else:
-        if corrections is not None:
-            raise DataError("corrections apply to the competition layout (format mask) only")
-        folder = scan_folder(root)
-        problems += folder.problems
-        samples = folder.samples
-        report = CheckReport(
-            root=root,
-            format="folder",
-            people=None,
-            images=len(samples),
-            class_names=list(samples.class_names),
-            class_counts=np.bincount(samples.labels, minlength=samples.num_classes).tolist(),
-        )
     if decode:
         total = len(samples) + len(eval_paths)
         done = 0

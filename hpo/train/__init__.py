@@ -1,7 +1,16 @@
-"""The training engine: models, losses, optimizers, schedulers, loop and metrics (no Optuna)."""
+"""The training engine: models, losses, optimizers, schedulers, loop, cross-validation runner
+and metrics (no Optuna)."""
 
 from __future__ import annotations
 
+from hpo.train.crossval import (
+    CrossValResult,
+    FoldResult,
+    FoldRun,
+    Split,
+    cross_validate,
+    make_splits,
+)
 from hpo.train.device import configure_backends, resolve_device, seed_everything
 from hpo.train.loop import EpochResult, FitResult, fit, predict_proba
 from hpo.train.losses import LOSSES
@@ -14,14 +23,20 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "SCHEDULERS",
+    "CrossValResult",
     "EpochResult",
     "FitResult",
+    "FoldResult",
+    "FoldRun",
+    "Split",
     "build_model",
     "build_optimizer",
     "build_schedule",
     "classification_metrics",
     "configure_backends",
+    "cross_validate",
     "fit",
+    "make_splits",
     "predict_proba",
     "resolve_device",
     "seed_everything",

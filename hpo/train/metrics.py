@@ -2,7 +2,9 @@
 
 Macro-F1 is scikit-learn's ``f1_score(average="macro")`` with its default label set (the classes
 present in the targets or the predictions), the competition's scoring; per-class F1 and the
-confusion matrix cover every class, ``0..num_classes-1``.
+confusion matrix cover every class, ``0..num_classes-1``. The competition's labels are split
+into their factors by the data layer (``hpo.data.decode_factors``), where the label arithmetic
+lives.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-__all__ = ["FACTOR_NAMES", "classification_metrics", "decode_factors", "macro_f1"]
+from hpo.data import FACTORS, decode_factors
 
-FACTOR_NAMES = ("mask", "gender", "age")
-"""The factors of the competition's 18 classes, label = mask * 6 + gender * 3 + age."""
+__all__ = ["classification_metrics", "macro_f1"]
 
 
 def macro_f1(y_true: Any, y_pred: Any) -> float:
@@ -23,12 +24,6 @@ def macro_f1(y_true: Any, y_pred: Any) -> float:
     if len(y_true) == 0:
         return 0.0
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-
-
-def decode_factors(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Split competition labels into their mask, gender and age classes (vectorised)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    return {"mask": labels // 6, "gender": (labels // 3) % 2, "age": labels % 3}
 
 
 def classification_metrics(
@@ -65,6 +60,6 @@ def classification_metrics(
     }
     if mask_factors:
         true_f, pred_f = decode_factors(y_true), decode_factors(y_pred)
-        for name in FACTOR_NAMES:
+        for name in FACTORS:
             out[f"f1_{name}"] = macro_f1(true_f[name], pred_f[name])
     return out

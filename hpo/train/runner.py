@@ -10,7 +10,8 @@ A run directory holds::
     full/model.pt        instead of the folds, with ``full`` (all data, no validation)
 
 ``metrics.json`` is rewritten after every fold, so an interrupted run keeps what it finished;
-``status`` says ``complete`` once every fold is done.
+``status`` says ``complete`` once every fold is done. The folds train with the engine's
+cross-validation runner (``hpo.train.crossval``), the one the tuning objective uses.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ import torch
 from torch import nn
 
 from hpo.config import TrainConfig, load_yaml, train_config_from_dict
+from hpo.data import load_training_data
 from hpo.exceptions import ConfigError, DataError
-from hpo.train.loop import EpochResult, FitResult, fit
+from hpo.train.crossval import FoldRun, cross_validate, fold_name, make_splits, resolve_folds
+from hpo.train.loop import EpochResult
 from hpo.train.models import build_model, check_weights
 
 __all__ = ["RunInfo", "load_models", "load_run", "resolve_folds", "train_run"]
@@ -64,24 +67,6 @@ class RunInfo:
     model_paths: list[Path]
 
 
-def resolve_folds(config: TrainConfig, folds: Sequence[int] | None) -> list[int]:
-    """The folds to train: ``folds`` checked against ``kfold.n_splits``, or by default the
-    first ``kfold.folds`` of them."""
-    n_splits = config.train.kfold.n_splits
-    if folds is None:
-        return list(range(config.train.kfold.fold_count))
-    chosen = sorted(set(folds))
-    if not chosen:
-        raise ConfigError("--folds: name at least one fold")
-    bad = [k for k in chosen if not 0 <= k < n_splits]
-    if bad:
-        raise ConfigError(
-            f"--folds: fold {bad[0]} does not exist; train.kfold.n_splits={n_splits} gives "
-            f"folds 0..{n_splits - 1}"
-        )
-    return chosen
-
-
 def train_run(
     config: TrainConfig,
     out_dir: Path,
@@ -110,18 +95,16 @@ def train_run(
         DataError: The data cannot be read or split.
         TrainingError: The loss became NaN or infinite.
     """
-    from hpo.data import kfold_splits, load_training_data
-
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"--out {out_dir}: already exists and is not empty; choose a new one")
     chosen = [] if full else resolve_folds(config, folds)
     check_weights(config.train.model)  # before decoding any image
     loaded = load_training_data(config.data, progress=progress)
-    samples, images = loaded.samples, loaded.images.array
+    samples = loaded.samples
     kfold = config.train.kfold
-    splits = [] if full else kfold_splits(samples, kfold.n_splits, seed=config.train.seed)
-    mask_factors = samples.format == "mask"
+    # Split before creating the run directory: a data set too small to split leaves nothing.
+    splits = None if full else make_splits(config, samples)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir / CONFIG_FILE)
@@ -142,38 +125,33 @@ def train_run(
         "results": [],
     }
     started = time.perf_counter()
-    parts: list[tuple[str, int | None, np.ndarray, np.ndarray | None]] = (
-        [("full", None, np.arange(len(samples)), None)]
-        if full
-        else [(f"fold_{k}", k, *splits[k]) for k in chosen]
-    )
-    for name, fold, train_idx, val_idx in parts:
-        callback = None if on_epoch_end is None else _bind(on_epoch_end, name)
-        fitted = fit(
-            config,
-            images,
-            samples.labels,
-            train_idx,
-            val_idx,
-            device=device,
-            num_classes=samples.num_classes,
-            on_epoch_end=callback,
-            progress=progress,
-            mask_factors=mask_factors,
-        )
-        part_dir = out_dir / name
+
+    def save_fold(fold: int | None, run: FoldRun) -> None:
+        part_dir = out_dir / run.name
         part_dir.mkdir(exist_ok=True)
-        _save_model(fitted.model, part_dir / MODEL_FILE)
-        if val_idx is not None and fitted.val_pred is not None:
+        _save_model(run.fit.model, part_dir / MODEL_FILE)
+        if run.val_idx is not None and run.fit.val_pred is not None:
             _write_predictions(
                 part_dir / PREDICTIONS_FILE,
-                [samples.paths[i] for i in val_idx],
-                samples.labels[val_idx],
-                fitted.val_pred,
+                [samples.paths[i] for i in run.val_idx],
+                samples.labels[run.val_idx],
+                run.fit.val_pred,
             )
-        report["results"].append(_part_report(name, fold, train_idx, val_idx, fitted))
+        report["results"].append(run.result().to_dict())
         _summarise(report, started)
         _write_json(out_dir / METRICS_FILE, report)
+
+    cross_validate(
+        config,
+        loaded,
+        device=device,
+        folds=None if full else chosen,
+        full=full,
+        splits=splits,
+        on_epoch_end=None if on_epoch_end is None else _by_name(on_epoch_end),
+        on_fold_end=save_fold,
+        progress=progress,
+    )
     report["status"] = "complete"
     _summarise(report, started)
     _write_json(out_dir / METRICS_FILE, report)
@@ -254,10 +232,11 @@ def load_models(info: RunInfo, device: torch.device) -> list[nn.Module]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _bind(
-    callback: Callable[[str, EpochResult], None], name: str
-) -> Callable[[EpochResult], None]:
-    return lambda result: callback(name, result)
+def _by_name(
+    callback: Callable[[str, EpochResult], None],
+) -> Callable[[int | None, EpochResult], None]:
+    """The runner's callbacks name the part (``fold_0``, ``full``) where the engine's number it."""
+    return lambda fold, result: callback(fold_name(fold), result)
 
 
 def _save_model(model: nn.Module, path: Path) -> None:
@@ -276,28 +255,6 @@ def _write_predictions(
         writer = csv.writer(f)
         writer.writerow(["path", "label", "pred"])
         writer.writerows(zip(map(str, paths), labels.tolist(), pred.tolist(), strict=True))
-
-
-def _part_report(
-    name: str,
-    fold: int | None,
-    train_idx: np.ndarray,
-    val_idx: np.ndarray | None,
-    fitted: FitResult,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "part": name,
-        "fold": fold,
-        "n_train": len(train_idx),
-        "n_val": 0 if val_idx is None else len(val_idx),
-        "epochs": [r.to_dict() for r in fitted.history],
-        **fitted.metrics,
-        "seconds": round(fitted.seconds, 3),
-    }
-    if val_idx is not None:
-        out["per_class_f1"] = fitted.per_class_f1
-        out["confusion"] = fitted.confusion
-    return out
 
 
 def _summarise(report: dict[str, Any], started: float) -> None:

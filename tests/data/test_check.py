@@ -12,6 +12,7 @@ import pytest
 
 from hpo.config import DataConfig
 from hpo.data import check_data, load_eval, load_samples
+from hpo.exceptions import DataError
 
 from .conftest import DEMO_EVAL_IMAGES, DEMO_PROFILES, CliRun
 from .helpers import image_of, person_dirs, rewrite_csv
@@ -201,3 +202,65 @@ def test_image_folder_layout(demo_root: Path, tmp_path: Path, run_cli: CliRun) -
     (root / "bare" / "1.jpg").write_bytes(b"broken")
     code, out, _ = run_cli("data", "check", root)
     assert code == 2 and "bare/1.jpg: cannot decode image" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and checking read a data set with one reader: what loads is what was checked.
+
+TRAIN_BREAKS = [
+    _missing_image,
+    _extra_file,
+    _csv_without_column,
+    _bad_age,
+    _bad_gender,
+    _unlisted_folder,
+]
+
+
+@pytest.mark.parametrize("damage", TRAIN_BREAKS, ids=[b.__name__.strip("_") for b in TRAIN_BREAKS])
+def test_loading_refuses_with_the_first_problem_check_lists(
+    data_copy: Path, damage: Break
+) -> None:
+    damage(data_copy)
+    report = check_data(data_copy, decode=False)
+    assert report.problems
+    with pytest.raises(DataError) as caught:
+        load_samples(DataConfig(root=data_copy))
+    assert str(caught.value).startswith(str(report.problems[0]))
+
+
+def test_check_counts_the_table_loading_gives(demo_root: Path, tmp_path: Path) -> None:
+    folder = person_dirs(demo_root)[0].name
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text(f"target,field,value\n{folder},age,60\n{folder},gender,male\n")
+    report = check_data(demo_root, corrections=fixes, decode=False)
+    samples = load_samples(DataConfig(root=demo_root, corrections=fixes))
+    assert report.ok and report.corrections == 2
+    assert report.class_counts == np.bincount(samples.labels, minlength=18).tolist()
+    assert report.images == len(samples) and report.class_names == samples.class_names
+
+
+def test_an_empty_data_set_is_a_problem_for_both(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    (root / "train" / "images").mkdir(parents=True)
+    (root / "train" / "train.csv").write_text("id,gender,race,age,path\n")
+    report = check_data(root)
+    assert [p.problem for p in report.problems] == ["no images found"]
+    with pytest.raises(DataError, match="empty: no images found"):
+        load_samples(DataConfig(root=root))
+
+
+def test_corrections_for_the_folder_layout_are_refused_by_both(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "folders"
+    for k, person in enumerate(person_dirs(demo_root)[:2]):
+        for stem, target in [("mask1", "masked"), ("normal", "bare")]:
+            (root / target).mkdir(parents=True, exist_ok=True)
+            shutil.copy(image_of(person, stem), root / target / f"{k}.jpg")
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("target,field,value\n")
+    with pytest.raises(DataError, match="competition layout"):
+        check_data(root, corrections=fixes)
+    with pytest.raises(DataError, match="competition layout"):
+        load_samples(DataConfig(format="folder", root=root, corrections=fixes))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
-from hpo.data import FACTORS, MASK_CLASS_NAMES, decode_label, encode_label
-from hpo.data._labels import age_class, parse_age, parse_gender
+from hpo.data import FACTORS, MASK_CLASS_NAMES, decode_factors, decode_label, encode_label
+from hpo.data._labels import age_class, parse_age, parse_gender, person_class
 
 
 def test_factors_are_the_competition_ones() -> None:
@@ -30,6 +31,29 @@ def test_encoding_is_a_bijection_onto_0_to_17() -> None:
     labels = [encode_label(*combo) for combo in combos]
     assert sorted(labels) == list(range(18))
     assert [decode_label(label) for label in labels] == combos
+
+
+def test_decode_factors_is_decode_label_for_many_labels() -> None:
+    labels = np.random.default_rng(0).integers(0, 18, 200)
+    factors = decode_factors(labels)
+    assert list(factors) == list(FACTORS)
+    assert all(values.dtype == np.int64 and values.shape == (200,) for values in factors.values())
+    for i, label in enumerate(labels.tolist()):
+        assert decode_label(label) == tuple(int(factors[name][i]) for name in FACTORS)
+    assert [len(v) for v in decode_factors([]).values()] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("bad", [[-1], [0, 18]])
+def test_decode_factors_rejects_out_of_range(bad: list[int]) -> None:
+    with pytest.raises(ValueError, match=r"0\.\.17"):
+        decode_factors(bad)
+
+
+@pytest.mark.parametrize(
+    ("gender", "age", "stratum"), [(0, 18, 0), (0, 45, 1), (0, 60, 2), (1, 29, 3), (1, 60, 5)]
+)
+def test_person_class_is_the_label_without_the_mask(gender: int, age: int, stratum: int) -> None:
+    assert person_class(gender, age) == stratum == encode_label(0, gender, age_class(age))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from hpo.train.metrics import classification_metrics, decode_factors
+from hpo.data import decode_factors
+from hpo.train.metrics import classification_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -55,19 +56,6 @@ def test_factor_f1_is_macro_f1_of_each_decoded_factor() -> None:
         want = f1_score(true_f[name], pred_f[name], average="macro")
         assert got[f"f1_{name}"] == pytest.approx(want, abs=1e-12)
     assert "f1_mask" not in classification_metrics(y_true, y_pred, 18)
-
-
-def test_decode_factors_agrees_with_the_data_layer() -> None:
-    from hpo.data import decode_label
-
-    labels = np.arange(18)
-    factors = decode_factors(labels)
-    for label in labels:
-        assert decode_label(int(label)) == (
-            factors["mask"][label],
-            factors["gender"][label],
-            factors["age"][label],
-        )
 
 
 def test_mismatched_lengths_are_refused() -> None:
