@@ -38,6 +38,8 @@ class TrialSummary:
     fold_scores: list[float] = field(default_factory=list)
     epochs_trained: int = 0
     pruned_at_step: int | None = None
+    history: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Per fold, each epoch's ``EpochResult.to_dict()`` (learning curves, TensorBoard)."""
 
 
 def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
@@ -110,6 +112,7 @@ class Objective:
         trial.set_user_attr("epochs_trained", summary.epochs_trained)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
         trial.set_user_attr("device", str(self.device))
+        trial.set_user_attr("history", summary.history)
         if summary.pruned_at_step is not None:
             trial.set_user_attr("pruned_at_step", summary.pruned_at_step)
 
@@ -130,9 +133,11 @@ class Objective:
         factors: dict[str, list[float]] = {}
 
         for fold, (train_idx, val_idx) in enumerate(splits[: kfold.fold_count]):
+            summary.history.append([])
 
             def on_epoch_end(result: Any, fold: int = fold) -> None:
                 summary.epochs_trained += 1
+                summary.history[fold].append(result.to_dict())
                 if self.per_fold_pruning:
                     return
                 step = fold * epochs + result.epoch

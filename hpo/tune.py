@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.config import StudySpec, load_study_spec
 from hpo.objective import Objective
+from hpo.publish import Publisher
 from hpo.space import Space, parse_space
 from hpo.study import (
     WorkerResult,
@@ -51,9 +52,12 @@ class TuneSession:
         on_trial_end: Callable[[FrozenTrial], None] | None = None,
         on_wait: Callable[[int], None] | None = None,
     ) -> WorkerResult:
+        # Pictures, notes and TensorBoard runs of every trial this worker finishes.
+        samples = self.objective.data(self.spec.base_config().data).samples
+        objective = Publisher.create(self.spec, self.study, samples).wrap(self.objective)
         return run_worker(
             self.study,
-            self.objective,
+            objective,
             n_trials=n_trials,
             timeout=timeout,
             max_consecutive_failures=self.spec.study.max_consecutive_failures,

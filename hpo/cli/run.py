@@ -44,6 +44,12 @@ _log = logging.getLogger("hpo")
     help="Join a study whose stored study file or data fingerprint differ.",
 )
 @click.option("--quiet", is_flag=True, help="Log lines only: no progress bar.")
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write TensorBoard runs of the trials here (same as --set study.tensorboard=DIR).",
+)
 def run(
     name: str,
     config: Path | None,
@@ -54,6 +60,7 @@ def run(
     overrides: tuple[str, ...],
     allow_mismatch: bool,
     quiet: bool,
+    tensorboard: Path | None,
 ) -> None:
     """Run trials of study NAME until it holds --n-trials finished trials."""
     from hpo.train import resolve_device
@@ -63,6 +70,11 @@ def run(
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
+    if tensorboard is not None:
+        from hpo.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before the data is loaded
+        overrides = (*overrides, f"study.tensorboard={tensorboard}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     console = Console(stderr=True, quiet=False)
     torch_device = resolve_device(device)
