@@ -116,9 +116,7 @@ def open_artifact_store(location: str, *, create: bool = False) -> Any:
 
         return PrefixedStore(Boto3ArtifactStore(bucket), prefix)
     if "://" in location:
-        raise ConfigError(
-            f"artifact store {location!r}: expected a folder or s3://bucket/prefix"
-        )
+        raise ConfigError(f"artifact store {location!r}: expected a folder or s3://bucket/prefix")
     path = Path(location)
     if create:
         try:

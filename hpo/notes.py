@@ -143,4 +143,3 @@ def save_study_note(study: optuna.Study, body: str) -> None:
 
     if get_note(study) != body:
         save_note(study, body)
-

@@ -152,9 +152,7 @@ class Publisher:
             )
             save_trial_note(trial, body)
         except Exception as exc:
-            _log.warning(
-                "trial %d: note not saved: %s: %s", trial.number, type(exc).__name__, exc
-            )
+            _log.warning("trial %d: note not saved: %s: %s", trial.number, type(exc).__name__, exc)
         if self.tensorboard is not None:
             try:
                 from hpo.tensorboard import write_trial_events

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 METRIC_TAG = "hparams/macro_f1"
+HParam = int | float | str | bool
 _INSTALL = 'pip install tensorboard (or pip install -e ".[tensorboard]")'
 
 
@@ -35,15 +36,15 @@ def require_tensorboard(flag: str = "--tensorboard") -> None:
         raise ConfigError(f"{flag} needs the tensorboard package: {_INSTALL}") from None
 
 
-def _hparam_value(value: Any) -> int | float | str | bool:
+def _hparam_value(value: Any) -> HParam:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
 
 
-def flat_hparams(values: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
+def flat_hparams(values: Mapping[str, Any], prefix: str = "") -> dict[str, HParam]:
     """Nested settings as dotted keys with values TensorBoard accepts (others as text)."""
-    out: dict[str, int | float | str | bool] = {}
+    out: dict[str, HParam] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
