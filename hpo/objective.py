@@ -167,16 +167,25 @@ class Objective:
             for key in ("f1_mask", "f1_gender", "f1_age", "accuracy"):
                 if key in fitted.metrics:
                     factors.setdefault(key, []).append(float(fitted.metrics[key]))
+            # Recorded after every fold, so a trial pruned in a later fold keeps its pictures.
+            self._record_folds(trial, per_class, confusion, factors)
             if self.per_fold_pruning:
                 trial.report(score, fold)
                 if trial.should_prune():
                     summary.pruned_at_step = fold
                     trial.set_user_attr("pruned_at_fold", fold)
                     break
+        return float(np.mean(summary.fold_scores))
 
+    @staticmethod
+    def _record_folds(
+        trial: optuna.Trial,
+        per_class: list[list[float]],
+        confusion: np.ndarray | None,
+        factors: dict[str, list[float]],
+    ) -> None:
         trial.set_user_attr("per_class_f1", [round(float(v), 4) for v in np.mean(per_class, 0)])
         if confusion is not None:
             trial.set_user_attr("confusion", confusion.tolist())
         for key, values in factors.items():
             trial.set_user_attr(key, round(float(np.mean(values)), 4))
-        return float(np.mean(summary.fold_scores))
