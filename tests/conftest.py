@@ -90,7 +90,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
     return run
 
 
-
 # ---------------------------------------------------------------------------------------------
 # One real tiny study with artifacts, notes and TensorBoard runs, shared by the picture tests.
 
