@@ -101,7 +101,11 @@ def test_report_opens_offline_with_its_plots_drawn(
             images = page.eval_on_selector_all(
                 "img", "els => els.map(i => i.complete && i.naturalWidth > 0)"
             )
-            page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1800})
+            page.screenshot(
+                path=str(shot),
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": 1280, "height": 1700},
+            )
         finally:
             browser.close()
     assert requests == []
