@@ -12,6 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from optuna.storages import RDBStorage
 
+from hpo.artifacts import open_artifact_store
 from hpo.exceptions import HPOError, StorageError
 from hpo.study import load_study, mask_url, open_storage
 
@@ -91,6 +92,7 @@ def open_dashboard(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     artifact_dir: Path | None = None,
+    artifact_location: str | None = None,
 ) -> Dashboard:
     """Check that the study exists and bind optuna-dashboard to ``host:port``.
 
@@ -100,7 +102,10 @@ def open_dashboard(
         host: Address to bind; loopback unless told otherwise, since the dashboard can edit
             and delete studies and has no authentication.
         port: Port to bind; 0 picks a free one.
-        artifact_dir: Folder of a ``FileSystemArtifactStore`` holding the trials' artifacts.
+        artifact_dir: Folder of a ``FileSystemArtifactStore`` holding the trials' artifacts;
+            it must exist.
+        artifact_location: Otherwise, the study's artifact store (``hpo.artifacts``: a folder,
+            which may not exist yet while the first trials run, or ``s3://bucket/prefix``).
 
     Returns:
         The bound dashboard; call ``serve_forever()`` to serve it.
@@ -124,6 +129,8 @@ def open_dashboard(
         from optuna.artifacts import FileSystemArtifactStore
 
         artifact_store = FileSystemArtifactStore(artifact_dir)
+    elif artifact_location is not None:
+        artifact_store = open_artifact_store(artifact_location)
     app = optuna_dashboard.wsgi(storage, artifact_store=artifact_store)
 
     server_class = _Server6 if ":" in host else _Server

@@ -24,7 +24,15 @@ from hpo.config import DataConfig, TrainConfig, apply_overrides, train_config_fr
 from hpo.data import LoadedData, load_training_data
 from hpo.space import Space
 from hpo.study import StudySpec
-from hpo.train import EpochResult, FoldRun, Split, cross_validate, make_splits
+from hpo.train import (
+    CrossValResult,
+    EpochResult,
+    FoldResult,
+    FoldRun,
+    Split,
+    cross_validate,
+    make_splits,
+)
 
 __all__ = ["Objective", "TrialSummary", "trial_config"]
 
@@ -44,6 +52,7 @@ class TrialSummary:
     epochs_trained: int = 0
     pruned_at_step: int | None = None
     history: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Per fold, each epoch's ``EpochResult.to_dict()`` (learning curves, TensorBoard)."""
 
 
 def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
@@ -140,9 +149,14 @@ class Objective:
                     f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}"
                 )
 
+        finished: list[FoldResult] = []
+
         def on_fold_end(fold: int | None, run: FoldRun) -> bool:
             score = float(run.score or 0.0)
             summary.fold_scores.append(score)
+            # Recorded after every fold, so a trial pruned in a later fold keeps its pictures.
+            finished.append(run.result())
+            self._record_folds(trial, CrossValResult(folds=finished))
             if not self.per_fold_pruning:
                 return True
             trial.report(score, fold or 0)
@@ -152,7 +166,7 @@ class Objective:
                 return False
             return True
 
-        result = cross_validate(
+        cross_validate(
             config,
             loaded,
             device=self.device,
@@ -160,9 +174,12 @@ class Objective:
             on_epoch_end=on_epoch_end,
             on_fold_end=on_fold_end,
         )
-        trial.set_user_attr("per_class_f1", [round(v, 4) for v in result.per_class_f1])
-        if result.confusion is not None:
-            trial.set_user_attr("confusion", result.confusion)
-        for key, value in result.mean_metrics.items():
-            trial.set_user_attr(key, round(value, 4))
         return float(np.mean(summary.fold_scores))
+
+    @staticmethod
+    def _record_folds(trial: optuna.Trial, done: CrossValResult) -> None:
+        trial.set_user_attr("per_class_f1", [round(v, 4) for v in done.per_class_f1])
+        if done.confusion is not None:
+            trial.set_user_attr("confusion", done.confusion)
+        for key, value in done.mean_metrics.items():
+            trial.set_user_attr(key, round(value, 4))

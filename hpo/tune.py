@@ -16,6 +16,7 @@ from hpo.config import TrainConfig
 from hpo.data import Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
 from hpo.objective import Objective, trial_config
+from hpo.publish import Publisher
 from hpo.space import Space, parse_space
 from hpo.study import (
     StudySpec,
@@ -57,9 +58,12 @@ class TuneSession:
         on_trial_end: Callable[[FrozenTrial], None] | None = None,
         on_wait: Callable[[int], None] | None = None,
     ) -> WorkerResult:
+        # Pictures, notes and TensorBoard runs of every trial this worker finishes.
+        samples = self.objective.data(self.spec.base_config().data).samples
+        objective = Publisher.create(self.spec, self.study, samples).wrap(self.objective)
         return run_worker(
             self.study,
-            self.objective,
+            objective,
             n_trials=n_trials,
             timeout=timeout,
             max_consecutive_failures=self.spec.study.max_consecutive_failures,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hpo.testing.pictures import PicturesStudy, run_pictures_study
 from hpo.testing.postgres import PostgresServer, require_postgres_bindir
 from hpo.testing.postgres import postgres_server as _postgres_server
 
@@ -87,3 +88,13 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, captured.out, captured.err
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# One real tiny study with artifacts, notes and TensorBoard runs, shared by the picture tests.
+
+
+@pytest.fixture(scope="session")
+def pictures_study(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> PicturesStudy:
+    """``hpo run`` of a tiny 5-trial study (2 folds x 2 epochs) with pruned trials."""
+    return run_pictures_study(tmp_path_factory.mktemp("pictures"), demo_data)

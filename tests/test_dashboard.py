@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from hpo.cli import main
 from hpo.dashboard import Dashboard, open_dashboard
+from hpo.testing.pictures import PicturesStudy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -257,3 +259,102 @@ def test_trial_artifacts_are_served(study_dir: Path) -> None:
     finally:
         board.server.shutdown()
         board.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The trial view of a real tiny study: artifacts served from the default store, and notes.
+
+
+def keep_screenshot(path: Path) -> None:
+    """Copy a screenshot to $HPO_SCREENSHOT_DIR when set (the README's pictures come from it)."""
+    target = os.environ.get("HPO_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_trial_view_shows_the_confusion_matrix_and_the_note(
+    pictures_study: PicturesStudy, tmp_path: Path
+) -> None:
+    _require_chromium()
+    from optuna.artifacts import get_all_artifact_meta
+    from playwright.sync_api import sync_playwright
+
+    study = optuna.load_study(study_name=pictures_study.name, storage=pictures_study.storage_url)
+    trial = study.best_trial
+    metas = {m.filename: m for m in get_all_artifact_meta(trial, storage=study._storage)}
+    image_id = metas["confusion_matrix.png"].artifact_id
+
+    out = tmp_path / "dashboard.out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HPO_STORAGE", None)
+    with out.open("w") as stdout:
+        # No --storage, no --artifacts: both come from the study's defaults.
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hpo",
+                "dashboard",
+                "--study",
+                pictures_study.name,
+                "--port",
+                "0",
+            ],
+            cwd=pictures_study.root,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    shot = tmp_path / "dashboard-trial.png"
+    try:
+        url = _wait_for_url(proc, out)
+        _wait_for_http(url)
+        assert f"Artifacts: studies/{pictures_study.name}.artifacts" in out.read_text()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(f"{url}/trials?numbers={trial.number}")
+                note = page.get_by_text(f"Trial {trial.number}: complete, macro-F1")
+                note.first.wait_for(timeout=30_000)
+                image = page.locator(f'img[src$="{image_id}"]')
+                image.wait_for(timeout=30_000)
+                image.scroll_into_view_if_needed()
+                # Loaded and decoded: a broken image has naturalWidth 0.
+                page.wait_for_function(
+                    "id => [...document.images].some("
+                    "i => i.src.endsWith(id) && i.complete && i.naturalWidth > 0)",
+                    arg=image_id,
+                    timeout=30_000,
+                )
+                width = image.evaluate("i => i.naturalWidth")
+                body = page.inner_text("body")
+                top = note.first.bounding_box()
+                bottom = image.bounding_box()
+                assert top is not None and bottom is not None
+                page.evaluate("window.scrollTo(0, 0)")
+                page.set_viewport_size({"width": 1280, "height": 2400})
+                top = note.first.bounding_box()
+                bottom = image.bounding_box()
+                assert top is not None and bottom is not None
+                y = max(0.0, top["y"] - 60)
+                page.screenshot(
+                    path=str(shot),
+                    clip={"x": 0, "y": y, "width": 1280,
+                          "height": bottom["y"] + bottom["height"] + 80 - y},
+                )  # fmt: skip
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert width > 400
+    assert "per-factor F1: mask" in body
+    assert "confusion_matrix.png" in body and "per_class_f1.csv" in body
+    assert shot.stat().st_size > 20_000
+    keep_screenshot(shot)

@@ -38,7 +38,8 @@ __all__ = ["dashboard"]
     "artifact_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Folder of the study's file-system artifact store, to show trial artifacts.",
+    help="Folder of the study's artifact store (default: study.artifacts of the study file, "
+    "else studies/NAME.artifacts).",
 )
 def dashboard(
     study_name: str,
@@ -49,15 +50,25 @@ def dashboard(
     artifact_dir: Path | None,
 ) -> None:
     """Serve optuna-dashboard for study NAME until Ctrl-C."""
+    from hpo.artifacts import artifact_location_for
     from hpo.dashboard import open_dashboard
     from hpo.study import storage_for
 
     url = storage_for(study_name, cli=storage, config=config)
-    board = open_dashboard(study_name, url, host=host, port=port, artifact_dir=artifact_dir)
+    location = None if artifact_dir else artifact_location_for(study_name, config=config)
+    board = open_dashboard(
+        study_name,
+        url,
+        host=host,
+        port=port,
+        artifact_dir=artifact_dir,
+        artifact_location=location,
+    )
     click.echo(f"Dashboard of study {board.study_name!r}: {board.url}")
     if board.all_interfaces:
         click.echo(f"Listening on all interfaces ({board.host}), port {board.port}.")
     click.echo(f"Storage: {board.masked_storage_url}")
+    click.echo(f"Artifacts: {artifact_dir or location}")
     click.echo("Press Ctrl-C to stop.")
     try:
         board.serve_forever()

@@ -50,6 +50,12 @@ _log = logging.getLogger("hpo")
     help="Check the study file and data, print the search space and one sampled trial's "
     "config; train nothing, write nothing to the storage.",
 )
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write TensorBoard runs of the trials here (same as --set study.tensorboard=DIR).",
+)
 def run(
     name: str,
     config: Path | None,
@@ -61,6 +67,7 @@ def run(
     allow_mismatch: bool,
     quiet: bool,
     dry_run: bool,
+    tensorboard: Path | None,
 ) -> None:
     """Run trials of study NAME until it holds --n-trials finished trials."""
     from hpo.train import resolve_device
@@ -75,6 +82,11 @@ def run(
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
+    if tensorboard is not None:
+        from hpo.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before the data is loaded
+        overrides = (*overrides, f"study.tensorboard={tensorboard}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     console = Console(stderr=True, quiet=False)
     torch_device = resolve_device(device)

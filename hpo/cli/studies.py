@@ -1,4 +1,4 @@
-"""``hpo studies``: list, show and delete studies."""
+"""``hpo studies``: list, show, delete and report studies."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hpo.exceptions import StorageError
 
 @click.group()
 def studies() -> None:
-    """List, show and delete studies."""
+    """List, show, delete and report studies."""
 
 
 @studies.command("list")
@@ -147,3 +147,24 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
         click.confirm(f"delete study {name!r} with {n} trials from {mask_url(url)}?", abort=True)
     optuna.delete_study(study_name=name, storage=url)
     click.echo(f"deleted study {name} ({n} trials)")
+
+
+@studies.command("report")
+@click.argument("name")
+@storage_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="HTML file to write (default: NAME-report.html).",
+)
+def report(name: str, storage: str | None, out: Path | None) -> None:
+    """One self-contained HTML report of study NAME that opens offline."""
+    from hpo.report import write_report
+    from hpo.study import load_study, storage_for
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = storage_for(name, cli=storage)
+    study = load_study(name, url)
+    path = write_report(study, out or Path(f"{name}-report.html"), storage_url=url)
+    click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")

@@ -53,6 +53,12 @@ def _parse_folds(value: str | None, n_splits: int) -> list[int] | None:
     help="Folds to train as an ensemble (default: the config's train.kfold.folds).",
 )
 @click.option("--quiet", is_flag=True, help="No per-epoch lines or progress bars.")
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write the run's TensorBoard events (per epoch and fold) into DIR/<run dir name>.",
+)
 def train(
     config_path: Path,
     out_dir: Path | None,
@@ -61,6 +67,7 @@ def train(
     full: bool,
     folds: str | None,
     quiet: bool,
+    tensorboard: Path | None,
 ) -> None:
     """Train on all data (--full) or as a K-fold ensemble and write a run directory."""
     from rich.console import Console
@@ -72,6 +79,10 @@ def train(
 
     if full and folds is not None:
         raise ConfigError("--full and --folds exclude each other: --full trains on all data")
+    if tensorboard is not None:
+        from hpo.tensorboard import require_tensorboard
+
+        require_tensorboard()
     config = load_train_config(config_path, overrides)
     chosen = _parse_folds(folds, config.train.kfold.n_splits)
     torch_device = resolve_device(device)
@@ -92,21 +103,46 @@ def train(
             f"loss {r.train_loss:.4f}{scores}  lr {r.lr:.2e}  {r.seconds:.1f}s"
         )
 
+    callback = None if quiet else on_epoch_end
+    events = None
+    if tensorboard is not None:
+        from hpo.tensorboard import EventWriter
+
+        events = EventWriter(tensorboard / run_dir.name)
+
+        def on_epoch_end_tb(part: str, r: EpochResult) -> None:
+            events.epoch(part, r.to_dict())
+            if not quiet:
+                on_epoch_end(part, r)
+
+        callback = on_epoch_end_tb
     if not quiet:
         what = "all data" if full else f"folds {resolve_folds(config, chosen)}"
         console.print(
             f"training {config.train.model.name} on {config.data.root} ({what}) "
             f"on {torch_device} -> {run_dir}"
         )
-    report = train_run(
-        config,
-        run_dir,
-        device=torch_device,
-        full=full,
-        folds=chosen,
-        progress=not quiet,
-        on_epoch_end=None if quiet else on_epoch_end,
-    )
+    try:
+        report = train_run(
+            config,
+            run_dir,
+            device=torch_device,
+            full=full,
+            folds=chosen,
+            progress=not quiet,
+            on_epoch_end=callback,
+        )
+        if events is not None:
+            from hpo.tensorboard import flat_hparams
+
+            # An exported config's sampled values, else every training setting.
+            params = (config.provenance or {}).get("params")
+            events.hparams(
+                params or flat_hparams(config.to_dict()["train"]), report["mean_macro_f1"]
+            )
+    finally:
+        if events is not None:
+            events.close()
     click.echo(f"run dir: {run_dir}")
     if report["mean_macro_f1"] is not None:
         scores = " ".join(f"{r['macro_f1']:.4f}" for r in report["results"])

@@ -50,6 +50,11 @@ class StudySettings(StrictModel):
     """How often a trial whose worker died is re-queued with the same parameters."""
     max_consecutive_failures: int = Field(5, ge=1)
     """A worker stops after this many failed trials in a row (a broken study, not a bad config)."""
+    artifacts: str | None = None
+    """Artifact store of the trials' pictures: a folder or ``s3://bucket/prefix``; null means
+    ``<study file dir>/<name>.artifacts``."""
+    tensorboard: Path | None = None
+    """Folder for TensorBoard event files, one run per trial; null writes none."""
 
 
 class StudySpec(StrictModel):

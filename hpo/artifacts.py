@@ -1,0 +1,235 @@
+"""The study's artifact store (a folder or S3) and the files a finished trial uploads to it.
+
+Every finished trial uploads with ``optuna.artifacts``: ``confusion_matrix.png``,
+``learning_curves.png`` and ``per_class_f1.csv``. The store is ``study.artifacts`` of the study
+file (a folder, shared by the workers of several machines, or ``s3://bucket/prefix`` where boto3
+is installed), by default the folder ``<study file dir>/<name>.artifacts`` beside the default
+SQLite study. ``hpo dashboard`` serves the same store.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+from hpo.exceptions import ConfigError
+
+__all__ = [
+    "ARTIFACT_FILES",
+    "CLASS_NAMES_ATTR",
+    "PrefixedStore",
+    "artifact_location",
+    "artifact_location_for",
+    "class_names_of",
+    "open_artifact_store",
+    "upload_trial_artifacts",
+]
+
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "learning_curves.png"
+PER_CLASS_CSV = "per_class_f1.csv"
+ARTIFACT_FILES = (CONFUSION_PNG, CURVES_PNG, PER_CLASS_CSV)
+_SUFFIX = ".artifacts"
+CLASS_NAMES_ATTR = "hpo:class_names"
+
+
+def artifact_location(name: str, *, setting: str | None, studies_dir: Path) -> str:
+    """Where study ``name`` keeps its artifacts: ``setting`` or ``studies_dir/NAME.artifacts``."""
+    if setting:
+        return setting
+    return str(studies_dir / f"{name}{_SUFFIX}")
+
+
+def artifact_location_for(name: str, *, config: Path | None = None) -> str:
+    """Artifact location of an existing study, for commands that read it (dashboard, report).
+
+    Reads ``study.artifacts`` of the study file when it exists, like ``hpo.study.storage_for``
+    does for the storage.
+    """
+    from hpo.config import load_yaml
+    from hpo.study import study_file
+
+    path = study_file(name, config=config)
+    setting = None
+    if path.is_file():
+        section = load_yaml(path).get("study") or {}
+        value = section.get("artifacts") if isinstance(section, dict) else None
+        setting = str(value) if value else None
+    return artifact_location(name, setting=setting, studies_dir=path.parent)
+
+
+class PrefixedStore:
+    """An artifact store that keeps every artifact under ``prefix/`` of another store's keys.
+
+    Optuna's ``Boto3ArtifactStore`` writes to the bucket's root; ``s3://bucket/prefix`` keeps
+    several studies apart in one bucket.
+    """
+
+    def __init__(self, store: Any, prefix: str) -> None:
+        self._store = store
+        self._prefix = prefix.strip("/")
+
+    def _key(self, artifact_id: str) -> str:
+        return f"{self._prefix}/{artifact_id}" if self._prefix else artifact_id
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        reader: BinaryIO = self._store.open_reader(self._key(artifact_id))
+        return reader
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self._store.write(self._key(artifact_id), content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self._store.remove(self._key(artifact_id))
+
+
+def open_artifact_store(location: str, *, create: bool = False) -> Any:
+    """The artifact store at ``location``: a folder, or ``s3://bucket/prefix``.
+
+    Args:
+        location: Folder path or S3 URL.
+        create: Create the folder (workers do; the dashboard only reads).
+
+    Raises:
+        ConfigError: an S3 store without boto3 installed, or a folder that cannot be created.
+    """
+    if location.startswith("s3://"):
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"artifact store {location!r}: expected s3://bucket/prefix")
+        try:
+            import boto3  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"artifact store {location}: boto3 is not installed; pip install boto3"
+            ) from None
+        from optuna.artifacts import Boto3ArtifactStore
+
+        return PrefixedStore(Boto3ArtifactStore(bucket), prefix)
+    if "://" in location:
+        raise ConfigError(f"artifact store {location!r}: expected a folder or s3://bucket/prefix")
+    path = Path(location)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"artifact store {path}: cannot create the folder ({exc.strerror})"
+            ) from None
+    return FileSystemArtifactStore(path)
+
+
+def per_class_rows(
+    per_class_f1: Sequence[float],
+    class_names: Sequence[str],
+    confusion: Sequence[Sequence[float]] | None,
+) -> list[dict[str, Any]]:
+    """One row per class: id, name, F1 and (from the confusion matrix) validation images."""
+    support = (
+        np.asarray(confusion).sum(axis=1).astype(int).tolist()
+        if confusion is not None
+        else [None] * len(per_class_f1)
+    )
+    return [
+        {
+            "class": k,
+            "name": class_names[k] if k < len(class_names) else str(k),
+            "f1": round(float(f1), 4),
+            "support": support[k] if k < len(support) else None,
+        }
+        for k, f1 in enumerate(per_class_f1)
+    ]
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["class", "name", "f1", "support"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def upload_trial_artifacts(
+    trial: optuna.Trial,
+    attrs: Mapping[str, Any],
+    *,
+    store: Any,
+    class_names: Sequence[str],
+    pruned: bool,
+) -> dict[str, str]:
+    """Draw a running trial's pictures from its user attrs and upload them.
+
+    A trial's artifacts can only be attached while it runs (finished trials are read-only in
+    the storage), so this runs just before the trial is told its outcome.
+
+    Args:
+        trial: The running trial.
+        attrs: Its user attributes (``confusion``, ``per_class_f1``, ``history``).
+        store: The artifact store.
+        class_names: Class names, index = class id.
+        pruned: Mark the pruning point on the learning curves.
+
+    Returns:
+        File name -> artifact id of what was uploaded (a trial pruned before its first fold
+        ended has learning curves only).
+    """
+    from hpo.plots import confusion_figure, learning_curves_figure, save_png
+
+    uploaded: dict[str, str] = {}
+    names = list(class_names)
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
+        folder = Path(tmp)
+        files: list[Path] = []
+        history = attrs.get("history") or []
+        if history:
+            fig = learning_curves_figure(
+                history, pruned=pruned, title=f"trial {trial.number} learning curves"
+            )
+            files.append(save_png(fig, folder / CURVES_PNG))
+        confusion = attrs.get("confusion")
+        if confusion:
+            if len(names) != len(confusion):
+                names = [str(k) for k in range(len(confusion))]
+            fig = confusion_figure(
+                confusion, names, title=f"trial {trial.number}: validation confusion matrix"
+            )
+            files.append(save_png(fig, folder / CONFUSION_PNG))
+        per_class = attrs.get("per_class_f1")
+        if per_class:
+            _write_csv(folder / PER_CLASS_CSV, per_class_rows(per_class, names, confusion))
+            files.append(folder / PER_CLASS_CSV)
+        for path in files:
+            uploaded[path.name] = upload_artifact(
+                artifact_store=store, file_path=os.fspath(path), study_or_trial=trial
+            )
+    return uploaded
+
+
+def read_artifact(store: Any, artifact_id: str) -> bytes:
+    """The bytes of one artifact (for tests and reports).
+
+    Raises:
+        ConfigError: the store holds no such artifact.
+    """
+    try:
+        with store.open_reader(artifact_id) as reader:
+            data: bytes = reader.read()
+            return data
+    except (ArtifactNotFound, FileNotFoundError):
+        raise ConfigError(f"artifact {artifact_id} not found in the artifact store") from None
+
+
+def class_names_of(study: optuna.Study, n: int) -> list[str]:
+    """The class names the workers stored on the study (``CLASS_NAMES_ATTR``), or ``0..n-1``."""
+    names = study.user_attrs.get(CLASS_NAMES_ATTR)
+    if isinstance(names, list) and len(names) == n:
+        return [str(v) for v in names]
+    return [str(k) for k in range(n)]

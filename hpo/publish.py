@@ -1,0 +1,177 @@
+"""What a worker leaves for people to look at: trial artifacts, dashboard notes, TensorBoard.
+
+``Publisher.wrap(objective)`` runs the objective and, for every trial that ends complete or
+pruned, uploads its pictures to the study's artifact store, saves its optuna-dashboard note and
+(with ``study.tensorboard``) writes its TensorBoard run. Trial artifacts can only be attached
+while the trial still runs, so this happens just before Optuna records the outcome. Nothing
+here may cost a trial: any failure is logged as a warning and the trial goes on as it ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpo.artifacts import (
+    CLASS_NAMES_ATTR,
+    artifact_location,
+    open_artifact_store,
+    upload_trial_artifacts,
+)
+from hpo.notes import DataSummary, save_study_note, save_trial_note, study_note, trial_note
+from hpo.study import StudySpec
+
+__all__ = ["Publisher"]
+
+_log = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Publishes the finished trials of one worker of a study.
+
+    Args:
+        study: The shared study.
+        store: Artifact store (``hpo.artifacts.open_artifact_store``).
+        class_names: Class names, index = class id.
+        epochs: Epochs per fold (to name the fold and epoch of a pruning step).
+        pruner: Name of the study's pruner.
+        tensorboard: Folder of the study's TensorBoard runs, or None.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        *,
+        store: Any,
+        class_names: Sequence[str],
+        epochs: int,
+        pruner: str,
+        tensorboard: Path | None = None,
+    ) -> None:
+        self.study = study
+        self.store = store
+        self.class_names = list(class_names)
+        self.epochs = epochs
+        self.pruner = pruner
+        self.tensorboard = tensorboard
+
+    @classmethod
+    def create(cls, spec: StudySpec, study: optuna.Study, samples: Any) -> Publisher:
+        """The publisher of a study file's worker; saves the study's note.
+
+        Raises:
+            ConfigError: the artifact store cannot be opened (boto3 missing for S3, a folder
+                that cannot be created) or ``study.tensorboard`` is set without TensorBoard.
+        """
+        studies_dir = spec.path.parent if spec.path is not None else Path("studies")
+        location = artifact_location(
+            spec.name, setting=spec.study.artifacts, studies_dir=studies_dir
+        )
+        store = open_artifact_store(location, create=True)
+        if spec.study.tensorboard is not None:
+            from hpo.tensorboard import require_tensorboard
+
+            require_tensorboard("study.tensorboard")
+        publisher = cls(
+            study,
+            store=store,
+            class_names=samples.class_names,
+            epochs=spec.base_config().train.epochs,
+            pruner=str(spec.study.pruner.get("name", "")),
+            tensorboard=spec.study.tensorboard,
+        )
+        publisher.publish_study(spec, DataSummary.of(samples))
+        return publisher
+
+    def publish_study(self, spec: StudySpec, data: DataSummary | None) -> None:
+        """Save the study note and the class names (reports read them); warn on failure."""
+        try:
+            if self.study.user_attrs.get(CLASS_NAMES_ATTR) != self.class_names:
+                self.study.set_user_attr(CLASS_NAMES_ATTR, self.class_names)
+            body = study_note(
+                spec.name,
+                search_space=spec.search_space,
+                fixed=spec.fixed_dict(),
+                pruner=spec.study.pruner,
+                sampler=spec.study.sampler,
+                data=data,
+            )
+            save_study_note(self.study, body)
+        except Exception as exc:
+            _log.warning("study note not saved: %s: %s", type(exc).__name__, exc)
+
+    def wrap(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+        """``objective`` that publishes each trial it finishes (complete or pruned)."""
+
+        def run(trial: optuna.Trial) -> float:
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned as exc:
+                self.publish(trial, state="pruned", value=None, reason=str(exc) or None)
+                raise
+            self.publish(trial, state="complete", value=value)
+            return value
+
+        return run
+
+    def publish(
+        self, trial: optuna.Trial, *, state: str, value: float | None, reason: str | None = None
+    ) -> None:
+        """Upload the artifacts, save the note, write TensorBoard events of a running trial.
+
+        Each part fails on its own with a warning; none raises.
+        """
+        attrs = dict(trial.user_attrs)
+        params = dict(trial.params)
+        try:
+            upload_trial_artifacts(
+                trial,
+                attrs,
+                store=self.store,
+                class_names=self.class_names,
+                pruned=state == "pruned",
+            )
+        except Exception as exc:
+            _log.warning(
+                "trial %d: artifacts not uploaded: %s: %s", trial.number, type(exc).__name__, exc
+            )
+        try:
+            body = trial_note(
+                trial.number,
+                state=state,
+                value=value,
+                params=params,
+                attrs=attrs,
+                epochs=self.epochs,
+                pruner=self.pruner,
+                prune_reason=reason,
+            )
+            save_trial_note(trial, body)
+        except Exception as exc:
+            _log.warning("trial %d: note not saved: %s: %s", trial.number, type(exc).__name__, exc)
+        if self.tensorboard is not None:
+            try:
+                from hpo.tensorboard import write_trial_events
+
+                history = attrs.get("history") or []
+                last = [e.get("macro_f1") for fold in history for e in fold]
+                write_trial_events(
+                    self.tensorboard,
+                    number=trial.number,
+                    params=params,
+                    # A pruned trial is compared at the last score it reached.
+                    value=value if value is not None or not last else last[-1],
+                    state=state,
+                    history=history,
+                )
+            except Exception as exc:
+                _log.warning(
+                    "trial %d: TensorBoard events not written: %s: %s",
+                    trial.number,
+                    type(exc).__name__,
+                    exc,
+                )
