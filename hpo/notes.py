@@ -70,7 +70,7 @@ def trial_note(
         if "pruned_at_fold" in attrs:
             where = f"after fold {attrs['pruned_at_fold']}"
         elif step is not None and epochs:
-            where = f"at step {step} (fold {step // epochs}, epoch {step % epochs})"
+            where = f"at step {step} (fold {step // epochs}, epoch {step % epochs + 1}/{epochs})"
         elif step is not None:
             where = f"at step {step}"
         by = f" by the {pruner} pruner" if pruner else ""

@@ -2,7 +2,8 @@
 
 A trial's sampled values become a TrainConfig; its folds train with
 ``hpo.train.cross_validate``; every epoch's validation macro-F1 is reported at step
-``fold * epochs + epoch`` (the same amount of training in every trial) and the pruner is asked
+``fold * epochs + epoch - 1`` (steps count from 0, epochs from 1; the same amount of training
+in every trial) and the pruner is asked
 after every report. With the Wilcoxon pruner the unit is the fold instead: one report per fold,
 step = fold index, and a pruned trial returns the mean of the folds it ran (Optuna's advice, so
 TPE still learns from it). Every epoch's result is kept in the user attribute ``history``: one
@@ -136,17 +137,18 @@ class Objective:
 
         def on_epoch_end(fold: int | None, result: EpochResult) -> None:
             summary.epochs_trained += 1
-            if result.epoch == 0:
+            if result.epoch == 1:
                 summary.history.append([])
             summary.history[-1].append(result.to_dict())
             if self.per_fold_pruning:
                 return
-            step = (fold or 0) * epochs + result.epoch
+            # Pruner steps count from 0; epochs (as people read them) from 1.
+            step = (fold or 0) * epochs + result.epoch - 1
             trial.report(float(result.macro_f1 or 0.0), step)
             if trial.should_prune():
                 summary.pruned_at_step = step
                 raise optuna.TrialPruned(
-                    f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}"
+                    f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}/{epochs}"
                 )
 
         finished: list[FoldResult] = []

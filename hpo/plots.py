@@ -79,7 +79,7 @@ def learning_curves_figure(
     for fold, epochs in enumerate(history):
         if not epochs:
             continue
-        x = [int(e["epoch"]) + 1 for e in epochs]
+        x = [int(e["epoch"]) for e in epochs]
         loss = [_num(e.get("train_loss")) for e in epochs]
         f1 = [_num(e.get("macro_f1")) for e in epochs]
         (line,) = loss_ax.plot(x, loss, marker="o", markersize=3, label=f"fold {fold}")

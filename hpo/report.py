@@ -81,8 +81,9 @@ def build_report(study: optuna.Study, *, storage_url: str) -> str:
         "<h2>Optimization history</h2>",
         _plot(optuna.visualization.plot_optimization_history, study),
         "<h2>Learning curves</h2>",
-        '<p class="meta">Validation macro-F1 at step fold &times; epochs + epoch, one line per '
-        "trial; pruned trials are dotted and end in a red cross.</p>",
+        '<p class="meta">Validation macro-F1 at pruner step fold &times; epochs + epoch &minus; 1 '
+        "(folds and steps count from 0, epochs from 1), one line per trial; pruned trials are "
+        "dotted and end in a red cross.</p>",
         _plot(_learning_curves, study, trials),
         "<h2>Parameter importances</h2>",
         _plot(optuna.visualization.plot_param_importances, study),
@@ -148,7 +149,7 @@ def _learning_curves(study: optuna.Study, trials: list[FrozenTrial]) -> Any:
             )
         )
     fig.update_layout(title="Learning curves (validation macro-F1)", showlegend=True)
-    fig.update_xaxes(title="step (fold x epochs + epoch)")
+    fig.update_xaxes(title="step (fold x epochs + epoch - 1)")
     fig.update_yaxes(title="macro-F1")
     return fig
 

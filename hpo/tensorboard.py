@@ -70,7 +70,7 @@ class EventWriter:
 
     def epoch(self, part: str, result: Mapping[str, Any]) -> None:
         """Log one epoch (``EpochResult.to_dict()``) of ``part`` (``fold_0``, ``full``)."""
-        step = int(result["epoch"]) + 1
+        step = int(result["epoch"])
         for key, tag in (("train_loss", "train_loss"), ("macro_f1", "val_macro_f1"), ("lr", "lr")):
             value = result.get(key)
             if value is not None:

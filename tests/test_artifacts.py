@@ -93,7 +93,7 @@ def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
         },
         epochs=3,
         pruner="median",
-        prune_reason="macro-F1 0.1000 at fold 1, epoch 1",
+        prune_reason="macro-F1 0.1000 at fold 1, epoch 2/3",
     )
     assert note.splitlines()[0] == "## Trial 7: pruned"
     assert "- `train.optimizer.lr`: 0.01235" in note
@@ -101,8 +101,9 @@ def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
     assert "- per-factor F1: mask 0.9000, gender 0.8000, age 0.5000" in note
     assert "- epochs trained: 5" in note
     assert (
-        "- pruned at step 4 (fold 1, epoch 1) by the median pruner: "
-        "macro-F1 0.1000 at fold 1, epoch 1"
+        # Steps count from 0, epochs from 1: step 4 of 3-epoch folds is fold 1's second epoch.
+        "- pruned at step 4 (fold 1, epoch 2/3) by the median pruner: "
+        "macro-F1 0.1000 at fold 1, epoch 2/3"
     ) in note
 
 
@@ -150,7 +151,7 @@ def test_a_failed_upload_warns_and_never_fails_the_trial(
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("confusion", [[3, 1], [0, 2]])
         trial.set_user_attr("per_class_f1", [0.8, 0.7])
-        trial.set_user_attr("history", [[{"epoch": 0, "train_loss": 1.0, "macro_f1": 0.75}]])
+        trial.set_user_attr("history", [[{"epoch": 1, "train_loss": 1.0, "macro_f1": 0.75}]])
         return 0.75
 
     with caplog.at_level(logging.WARNING, logger="hpo.publish"):

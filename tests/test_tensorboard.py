@@ -35,7 +35,7 @@ def test_every_trial_writes_curves_and_hparams(pictures_study: PicturesStudy) ->
         history = trial.user_attrs["history"]
         for fold, epochs in enumerate(history):
             f1 = events.Scalars(f"val_macro_f1/fold_{fold}")  # type: ignore[attr-defined]
-            assert [e.step for e in f1] == [r["epoch"] + 1 for r in epochs]
+            assert [e.step for e in f1] == [r["epoch"] for r in epochs]
             assert [e.value for e in f1] == pytest.approx([r["macro_f1"] for r in epochs])
         # The HParams view: the plugin's data holds the sampled values.
         plugin = events.PluginTagToContent("hparams")  # type: ignore[attr-defined]

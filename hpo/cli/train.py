@@ -70,8 +70,9 @@ def train(
     tensorboard: Path | None,
 ) -> None:
     """Train on all data (--full) or as a K-fold ensemble and write a run directory."""
-    from rich.console import Console
+    from rich.markup import escape
 
+    from hpo.cli._console import make_console
     from hpo.config import load_train_config
     from hpo.train import configure_backends, resolve_device, seed_everything
     from hpo.train.loop import EpochResult
@@ -89,7 +90,7 @@ def train(
     configure_backends(torch_device)
     seed_everything(config.train.seed)
     run_dir = out_dir or Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(stderr=True)
     epochs = config.train.epochs
 
     def on_epoch_end(part: str, r: EpochResult) -> None:
@@ -99,7 +100,7 @@ def train(
             else f"  val_loss {r.val_loss:.4f}  macro-F1 {r.macro_f1:.4f}  acc {r.accuracy:.4f}"
         )
         console.print(
-            f"{part:>7}  epoch {r.epoch + 1:>{len(str(epochs))}}/{epochs}  "
+            f"{part:>7}  epoch {r.epoch:>{len(str(epochs))}}/{epochs}  "
             f"loss {r.train_loss:.4f}{scores}  lr {r.lr:.2e}  {r.seconds:.1f}s"
         )
 
@@ -119,8 +120,10 @@ def train(
     if not quiet:
         what = "all data" if full else f"folds {resolve_folds(config, chosen)}"
         console.print(
-            f"training {config.train.model.name} on {config.data.root} ({what}) "
-            f"on {torch_device} -> {run_dir}"
+            escape(
+                f"training {config.train.model.name} on {config.data.root} ({what}) "
+                f"on {torch_device} -> {run_dir}"
+            )
         )
     try:
         report = train_run(

@@ -33,7 +33,9 @@ __all__ = ["EpochResult", "FitResult", "amp_dtype", "fit", "predict_proba"]
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one epoch did. ``epoch`` is 0-based; validation fields are None without validation.
+    """What one epoch did. ``epoch`` counts from 1 (``epoch 1/8``, as the console, ``metrics.json``,
+    the trial attribute ``history``, plots and TensorBoard show it); validation fields are None
+    without validation.
 
     ``lr`` is the learning rate the epoch trained with; ``seconds`` covers training and
     evaluation.
@@ -211,7 +213,7 @@ class _Fit:
             # plateau watches validation macro-F1; without validation, the training loss.
             self.schedule.epoch_end(macro_f1 if macro_f1 is not None else -train_loss)
             result = EpochResult(
-                epoch=epoch,
+                epoch=epoch + 1,
                 train_loss=train_loss,
                 val_loss=val_loss,
                 macro_f1=macro_f1,

@@ -71,7 +71,7 @@ def test_train_writes_the_run_directory(
     assert metrics["image_size"] == [32, 24] and metrics["data_format"] == "mask"
     (fold,) = metrics["results"]
     assert fold["part"] == "fold_0" and fold["fold"] == 0
-    assert [e["epoch"] for e in fold["epochs"]] == [0, 1]
+    assert [e["epoch"] for e in fold["epochs"]] == [1, 2]  # as the console counts
     assert {"train_loss", "val_loss", "macro_f1", "accuracy", "lr", "seconds"} <= set(
         fold["epochs"][0]
     )

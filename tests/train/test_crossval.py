@@ -67,7 +67,7 @@ def test_callbacks_come_epoch_by_epoch_then_fold_by_fold(
     assert events == [
         e
         for k in range(3)
-        for e in [("epoch", k, 0), ("epoch", k, 1), ("fold", k, f"fold_{k}", 2)]
+        for e in [("epoch", k, 1), ("epoch", k, 2), ("fold", k, f"fold_{k}", 2)]
     ]
     assert [f.fold for f in result.folds] == [0, 1, 2] and not result.stopped
     assert [len(f.history) for f in result.folds] == [2, 2, 2]
@@ -135,7 +135,7 @@ def test_exceptions_from_callbacks_propagate_unchanged(
 
     def on_epoch_end(fold: int | None, result: EpochResult) -> None:
         epochs.append((fold, result.epoch))
-        if where == "epoch" and (fold, result.epoch) == (1, 0):
+        if where == "epoch" and (fold, result.epoch) == (1, 1):
             raise signal
 
     def on_fold_end(fold: int | None, run: FoldRun) -> None:
@@ -151,7 +151,7 @@ def test_exceptions_from_callbacks_propagate_unchanged(
             on_fold_end=on_fold_end,
         )
     assert caught.value is signal
-    assert epochs == ([(0, 0), (0, 1), (1, 0)] if where == "epoch" else [(0, 0), (0, 1)])
+    assert epochs == ([(0, 1), (0, 2), (1, 1)] if where == "epoch" else [(0, 1), (0, 2)])
 
 
 def test_no_person_is_in_both_train_and_validation(

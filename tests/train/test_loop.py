@@ -36,7 +36,7 @@ def test_fit_learns_and_reports_every_epoch(make_config: MakeConfig, learnable: 
         on_epoch_end=seen.append,
     )
     assert seen == result.history
-    assert [r.epoch for r in result.history] == [0, 1, 2, 3]
+    assert [r.epoch for r in result.history] == [1, 2, 3, 4]
     assert result.history[0].lr == pytest.approx(0.01)
     assert result.history[-1].lr < result.history[0].lr  # cosine
     assert result.history[-1].train_loss < result.history[0].train_loss
@@ -110,7 +110,7 @@ def test_on_epoch_end_exceptions_propagate(make_config: MakeConfig, learnable: D
 
     def prune_at_second_epoch(result: EpochResult) -> None:
         calls.append(result.epoch)
-        if result.epoch == 1:
+        if result.epoch == 2:
             raise Pruned
 
     with pytest.raises(Pruned):
@@ -124,7 +124,7 @@ def test_on_epoch_end_exceptions_propagate(make_config: MakeConfig, learnable: D
             num_classes=3,
             on_epoch_end=prune_at_second_epoch,
         )
-    assert calls == [0, 1]
+    assert calls == [1, 2]
 
 
 def test_gradient_accumulation_steps_once_per_group(
