@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["format_params", "format_trial", "trial_table"]
+from hpo.exceptions import HPOError
+from hpo.study import best_trial, mask_url, storage_for
+
+__all__ = ["format_params", "format_trial", "next_step", "trial_table"]
 
 
 def _short(name: str) -> str:
@@ -58,7 +63,8 @@ def format_trial(trial: FrozenTrial) -> str:
 
 
 def trial_table(trials: list[FrozenTrial], *, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    """Trial number, value, fold scores and parameters; ``title`` is plain text, not markup."""
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("trial", justify="right")
     table.add_column("value", justify="right")
     table.add_column("folds")
@@ -72,3 +78,21 @@ def trial_table(trials: list[FrozenTrial], *, title: str) -> Table:
             format_params(trial.params),
         )
     return table
+
+
+def next_step(study: optuna.Study, storage_url: str) -> str | None:
+    """``next: hpo export --study NAME``, once the study has a complete trial; else None.
+
+    ``--storage`` is named (password masked) when ``hpo export`` would not find the study by
+    its name alone. Plain text, not markup.
+    """
+    if best_trial(study) is None:
+        return None
+    command = f"hpo export --study {shlex.quote(study.study_name)}"
+    try:
+        found = storage_for(study.study_name, cli=None)
+    except HPOError:  # an unreadable studies/NAME.yaml: name the storage
+        found = None
+    if found != storage_url:
+        command += f" --storage {shlex.quote(mask_url(storage_url))}"
+    return f"next: {command}  (the best trial as a training config for `hpo train`)"

@@ -11,7 +11,7 @@ from hpo.cli._options import storage_option
 __all__ = ["dashboard"]
 
 
-@click.command()
+@click.command(short_help="Serve optuna-dashboard for a study.")
 @click.option("--study", "study_name", required=True, metavar="NAME", help="Study to show.")
 @click.option(
     "--config",

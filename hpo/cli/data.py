@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["data"]
 
 
-@click.group()
+@click.group(short_help="Make a demo data set; check a data set.")
 def data() -> None:
     """Create demo data sets and validate data sets."""
 
 
-@data.command()
+@data.command(short_help="Write a demo data set (competition layout).")
 @click.option(
     "--out",
     required=True,
@@ -62,7 +62,7 @@ def synth(
     )
 
 
-@data.command()
+@data.command(short_help="Check a data set; list every problem.")
 @click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option(
@@ -123,12 +123,14 @@ def _share(count: int, total: int) -> str:
 
 
 def _print_report(report: CheckReport) -> None:
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from hpo.cli._console import make_console
+
+    console = make_console()
     layout = "competition layout" if report.format == "mask" else "image folders"
-    console.print(f"[bold]{report.root}[/bold] ({layout})")
+    console.print(f"[bold]{escape(str(report.root))}[/bold] ({layout})")
     people = f"{report.people} people, " if report.people is not None else ""
     evals = f", {report.eval_images} eval images" if report.eval_images is not None else ""
     fixes = f", {report.corrections} corrections" if report.corrections is not None else ""
@@ -144,7 +146,7 @@ def _print_report(report: CheckReport) -> None:
     classes.add_column("share", justify="right")
     for i, (name, count) in enumerate(zip(report.class_names, report.class_counts, strict=True)):
         style = "red" if count == 0 else None
-        classes.add_row(str(i), name, str(count), _share(count, total), style=style)
+        classes.add_row(str(i), escape(name), str(count), _share(count, total), style=style)
     console.print(classes)
 
     if report.factor_counts:
@@ -158,8 +160,8 @@ def _print_report(report: CheckReport) -> None:
             for value, count in counts.items():
                 people_count = report.people_counts.get(factor, {}).get(value)
                 factors.add_row(
-                    factor,
-                    value,
+                    escape(factor),
+                    escape(value),
                     str(count),
                     _share(count, total),
                     "" if people_count is None else str(people_count),

@@ -11,7 +11,7 @@ from hpo.cli._options import storage_option
 __all__ = ["export"]
 
 
-@click.command()
+@click.command(short_help="Write a trial as a training config YAML.")
 @click.option("--study", "study_name", required=True, metavar="NAME", help="Study name.")
 @click.option(
     "--trial",

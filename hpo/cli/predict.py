@@ -11,7 +11,7 @@ from hpo.cli._options import device_option
 __all__ = ["predict"]
 
 
-@click.command()
+@click.command(short_help="Predict eval images: the submission.")
 @click.option(
     "--run",
     "run_dir",

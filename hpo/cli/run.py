@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpo.cli._display import format_params, format_trial
+from hpo.cli._console import make_console
+from hpo.cli._display import format_params, format_trial, next_step
 from hpo.cli._options import device_option, set_option, storage_option
 from hpo.exceptions import ConfigError
 from hpo.study import finished_count, state_counts
@@ -21,7 +22,7 @@ from hpo.study import finished_count, state_counts
 _log = logging.getLogger("hpo")
 
 
-@click.command()
+@click.command(short_help="Run trials of a study (one worker).")
 @click.option("--study", "name", required=True, help="Study name: reads studies/NAME.yaml.")
 @click.option(
     "--config", type=click.Path(path_type=Path), help="Study file other than studies/NAME.yaml."
@@ -30,10 +31,14 @@ _log = logging.getLogger("hpo")
     "--n-trials",
     type=int,
     default=None,
-    help="Study-wide total of finished (complete + pruned) trials over all workers.",
+    help="Study-wide total of finished (complete + pruned) trials over all workers. "
+    "One of --n-trials or --timeout is required.",
 )
 @click.option(
-    "--timeout", type=float, default=None, help="Start no new trial after this many seconds."
+    "--timeout",
+    type=float,
+    default=None,
+    help="Start no new trial after this many seconds. One of --n-trials or --timeout is required.",
 )
 @storage_option
 @device_option
@@ -69,7 +74,10 @@ def run(
     dry_run: bool,
     tensorboard: Path | None,
 ) -> None:
-    """Run trials of study NAME until it holds --n-trials finished trials."""
+    """Run trials of study NAME until it holds --n-trials finished trials.
+
+    One of --n-trials or --timeout is required (both: whichever comes first).
+    """
     from hpo.train import resolve_device
     from hpo.tune import prepare_session
 
@@ -88,7 +96,7 @@ def run(
         require_tensorboard()  # before the data is loaded
         overrides = (*overrides, f"study.tensorboard={tensorboard}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    console = Console(stderr=True, quiet=False)
+    console = make_console(stderr=True)
     torch_device = resolve_device(device)
     session = prepare_session(
         name,
@@ -101,7 +109,7 @@ def run(
     )
     study = session.study
     console.print(
-        f"study [bold]{name}[/] | storage {escape(session.masked_storage)} | device "
+        f"study [bold]{escape(name)}[/] | storage {escape(session.masked_storage)} | device "
         f"{torch_device} | {len(session.space.params)} parameters searched",
         highlight=False,
     )
@@ -115,7 +123,7 @@ def run(
     def finished() -> int:
         return finished_count(study)
 
-    if quiet:
+    if quiet or not console.is_terminal:  # a log gets one line per trial, no live bar
 
         def on_end(trial: FrozenTrial) -> None:
             _log.info(_plain(format_trial(trial)))
@@ -161,6 +169,10 @@ def run(
             f"stopped after {session.spec.study.max_consecutive_failures} failed trials in a row; "
             f"last reason: {_last_failure(study)}"
         )
+    if result.stopped_by in ("n_trials", "exhausted") or n_trials is None:
+        hint = next_step(study, session.storage_url)
+        if hint:
+            console.print(escape(hint))
 
 
 def _dry_run(
@@ -205,7 +217,9 @@ def _last_failure(study: optuna.Study) -> str:
 
 def _summary(console: Console, study: optuna.Study, *, ran: int) -> None:
     counts = state_counts(study)
-    table = Table(title=f"study {study.study_name}", title_justify="left", show_header=False)
+    table = Table(
+        title=f"study {escape(study.study_name)}", title_justify="left", show_header=False
+    )
     table.add_row("this worker ran", str(ran))
     table.add_row("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     try:

@@ -12,7 +12,7 @@ __all__ = ["score"]
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-@click.command()
+@click.command(short_help="Score a submission: macro-F1, per class.")
 @click.option("--pred", required=True, type=_FILE, help="Predictions (ImageID,ans or path,pred).")
 @click.option("--truth", required=True, type=_FILE, help="True labels, same columns.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")

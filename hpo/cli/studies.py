@@ -8,20 +8,21 @@ from pathlib import Path
 
 import click
 import optuna
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from hpo.cli._display import trial_table
+from hpo.cli._console import make_console
+from hpo.cli._display import next_step, trial_table
 from hpo.cli._options import storage_option
 from hpo.exceptions import StorageError
 
 
-@click.group()
+@click.group(short_help="List, show, delete and report studies.")
 def studies() -> None:
     """List, show, delete and report studies."""
 
 
-@studies.command("list")
+@studies.command("list", short_help="List studies, their trials and best values.")
 @storage_option
 @click.option(
     "--dir",
@@ -72,7 +73,9 @@ def list_(storage: str | None, studies_dir: Path) -> None:
                 raise
             if u.startswith("sqlite"):
                 continue  # a study file whose default database does not exist yet
-            table.add_row("?", "-", "-", "-", "-", "-", f"{mask_url(u)} (unreachable: {exc})")
+            table.add_row(
+                "?", "-", "-", "-", "-", "-", escape(f"{mask_url(u)} (unreachable: {exc})")
+            )
             continue
         for study_name in list_study_names(opened):
             seen.add(study_name)
@@ -80,22 +83,22 @@ def list_(storage: str | None, studies_dir: Path) -> None:
             counts = state_counts(study)
             best = best_trial(study)
             table.add_row(
-                study_name,
+                escape(study_name),
                 str(sum(counts.values())),
                 str(counts["complete"]),
                 str(counts["pruned"]),
                 str(counts["fail"]),
                 f"{best.value:.4f}" if best is not None and best.value is not None else "-",
-                mask_url(u),
+                escape(mask_url(u)),
             )
     if not url:
         for path in sorted(studies_dir.glob("*.yaml")):
             if path.stem not in seen:
-                table.add_row(path.stem, "0", "-", "-", "-", "-", "(not started)")
-    Console().print(table)
+                table.add_row(escape(path.stem), "0", "-", "-", "-", "-", "(not started)")
+    make_console().print(table)
 
 
-@studies.command("show")
+@studies.command("show", short_help="Top trials, counts and importances.")
 @click.argument("name")
 @storage_option
 @click.option("--top", type=int, default=5, show_default=True, help="How many best trials.")
@@ -106,8 +109,11 @@ def show(name: str, storage: str | None, top: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_for(name, cli=storage)
     study = load_study(name, url)
-    console = Console()
-    console.print(f"[bold]study {name}[/] ({study.direction.name.lower()}) in {mask_url(url)}")
+    console = make_console()
+    console.print(
+        f"[bold]study {escape(name)}[/] ({study.direction.name.lower()}) in "
+        f"{escape(mask_url(url))}"
+    )
     console.print(f"trials: {counts_text(study)}")
     ranked = top_trials(study)
     if not ranked:
@@ -121,17 +127,20 @@ def show(name: str, storage: str | None, top: int) -> None:
                 warnings.simplefilter("ignore", UserWarning)
                 importances = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError) as exc:
-            console.print(f"[dim]parameter importances unavailable: {exc}[/]")
+            console.print(f"[dim]parameter importances unavailable: {escape(str(exc))}[/]")
         else:
             table = Table(title="parameter importances (fANOVA)", title_justify="left")
             table.add_column("parameter")
             table.add_column("importance", justify="right")
             for param, value in importances.items():
-                table.add_row(param, f"{value:.3f}")
+                table.add_row(escape(param), f"{value:.3f}")
             console.print(table)
+    hint = next_step(study, url)
+    if hint:
+        console.print(escape(hint))
 
 
-@studies.command("delete")
+@studies.command("delete", short_help="Delete a study and all its trials.")
 @click.argument("name")
 @storage_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -149,7 +158,7 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
     click.echo(f"deleted study {name} ({n} trials)")
 
 
-@studies.command("report")
+@studies.command("report", short_help="Write an offline HTML report.")
 @click.argument("name")
 @storage_option
 @click.option(

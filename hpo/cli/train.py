@@ -28,7 +28,7 @@ def _parse_folds(value: str | None, n_splits: int) -> list[int] | None:
     return folds
 
 
-@click.command()
+@click.command(short_help="Final training: --full or a K-fold ensemble.")
 @click.option(
     "--config",
     "config_path",

@@ -150,7 +150,11 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log gets no bar (nor its escape codes)
+        yield lambda: None
+        return
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("decoding images", total=total)
         yield lambda: bar.advance(task)
 

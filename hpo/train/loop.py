@@ -33,9 +33,9 @@ __all__ = ["EpochResult", "FitResult", "amp_dtype", "fit", "predict_proba"]
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one epoch did. ``epoch`` counts from 1 (``epoch 1/8``, as the console, ``metrics.json``,
-    the trial attribute ``history``, plots and TensorBoard show it); validation fields are None
-    without validation.
+    """What one epoch did. ``epoch`` counts from 1, as the console (``epoch 1/8``),
+    ``metrics.json``, the trial attribute ``history``, plots and TensorBoard show it; validation
+    fields are None without validation.
 
     ``lr`` is the learning rate the epoch trained with; ``seconds`` covers training and
     evaluation.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -298,3 +299,47 @@ def test_dry_run_refuses_a_bad_study_file_before_anything(
     assert code == 2
     assert err.startswith("error: ") and "gama" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "tiny.db").exists()
+
+
+def test_piped_output_is_one_unwrapped_line_per_event(tmp_path: Path, demo_data: Path) -> None:
+    # A long storage path: the header is far wider than the 80 columns a pipe used to get.
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    study_file = write_study(deep, demo_data, epochs=1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80"}
+    env.pop("FORCE_COLOR", None)
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "hpo", "run", "--study", "tiny"),
+            *("--config", str(study_file), "--n-trials", "3", "--set", "train.optimizer.lr=0.05"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "\x1b" not in done.stderr  # no colours, no cursor movement of a live bar
+    (header,) = [line for line in lines if line.startswith("study tiny | storage ")]
+    assert header.endswith("| device cpu | 1 parameters searched") and len(header) > 80
+    trial_lines = [line for line in lines if line.startswith("trial ")]
+    assert len(trial_lines) == 3
+    # Number, outcome with its value, the parameters with the branch's own, on one line.
+    outcome = r"(complete \d\.\d{4}|pruned at step \d+ \(\d\.\d{4}\))"
+    for line in trial_lines:
+        assert re.match(rf"trial +\d+  {outcome}  loss=", line), line
+        assert "loss=cross_entropy" in line or "loss=focal(gamma=" in line
+    assert lines[-1].startswith("next: hpo export --study tiny --storage sqlite:///")
+    assert str(deep) in lines[-1]
+
+
+def test_help_names_what_is_required_and_summaries_are_whole(run_cli: CliRun) -> None:
+    code, out, _ = run_cli("run", "--help")
+    assert code == 0
+    assert "One of --n-trials or --timeout is required" in " ".join(out.split())
+    for args in [(), ("studies",), ("data",)]:
+        code, out, _ = run_cli(*args, "--help")
+        assert code == 0
+        commands = out.split("Commands:", 1)[1].strip().splitlines()
+        assert commands and all(not line.rstrip().endswith("...") for line in commands), out

@@ -23,6 +23,11 @@ def studies_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("train.optimizer.lr", 1e-4, 1e-1, log=True)
         y = trial.suggest_categorical("train.batch_size", [16, 32])
+        # Conditional branches, named as hpo.space names them: Rich must not eat "[step]".
+        if trial.suggest_categorical("train.scheduler", ["step", "plateau"]) == "step":
+            x += trial.suggest_float("train.scheduler[step].gamma", 0.1, 0.9)
+        else:
+            x += trial.suggest_float("train.scheduler[plateau].factor", 0.1, 0.5)
         if trial.number == 3:
             raise optuna.TrialPruned()
         return x * 5 + (0.1 if y == 32 else 0.0)
@@ -49,6 +54,32 @@ def test_show_prints_best_top_counts_and_importances(studies_dir: Path, run_cli:
     assert "top 3" in out
     assert f"{study.best_value:.4f}" in out
     assert "parameter importances" in out and "optimizer.lr" in out
+    # Branch parameters keep their branch: in the importance table by full name ...
+    importances = out.split("parameter importances", 1)[1]
+    assert "train.scheduler[step].gamma" in importances
+    assert "train.scheduler[plateau].factor" in importances
+    # ... and in the top table beside their branch.
+    top = out.split("top 3", 1)[1].split("parameter importances", 1)[0]
+    assert "scheduler=step(gamma=" in top or "scheduler=plateau(factor=" in top
+    # Output is not a terminal: one line per row, nothing cut, no escape codes.
+    assert "\x1b" not in out and "…" not in out
+    # The next step is named, with the storage (the default one here: no --storage).
+    assert out.rstrip().splitlines()[-1].startswith("next: hpo export --study alpha  (")
+
+
+def test_show_names_the_storage_in_the_next_step_when_it_is_not_the_default(
+    studies_dir: Path, run_cli: CliRun, tmp_path: Path
+) -> None:
+    (studies_dir / "alpha.db").rename(tmp_path / "elsewhere.db")
+    code, out, err = run_cli("studies", "show", "alpha", "--storage", "sqlite:///elsewhere.db")
+    assert code == 0, err
+    assert "next: hpo export --study alpha --storage sqlite:///elsewhere.db" in out
+
+
+def test_errors_keep_brackets(studies_dir: Path, run_cli: CliRun) -> None:
+    code, _, err = run_cli("studies", "show", "[bold]gamma[/]")
+    assert code == 2
+    assert err.startswith("error: no study named '[bold]gamma[/]'")
 
 
 def test_delete_removes_the_study(studies_dir: Path, run_cli: CliRun) -> None:
