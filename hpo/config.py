@@ -149,12 +149,20 @@ class KFoldConfig(StrictModel):
     """Person-grouped, stratified K-fold."""
 
     n_splits: int = Field(5, ge=2)
-    folds: int | Literal["all"] = 1
-    """How many of the ``n_splits`` folds to train (1..n_splits or ``all``)."""
+    folds: int | Literal["all"] | list[int] = 1
+    """The folds to train: how many of the ``n_splits`` (the first 1..n_splits), ``all``, or
+    the fold numbers (from 0, as in ``fold_K``); a run's ``config.yaml`` names those it trained."""
 
     @model_validator(mode="after")
     def _check_folds(self) -> KFoldConfig:
-        if self.folds != "all" and not 1 <= self.folds <= self.n_splits:
+        if isinstance(self.folds, list):
+            bad = [k for k in self.folds if not 0 <= k < self.n_splits]
+            if not self.folds or bad or len(set(self.folds)) != len(self.folds):
+                raise ValueError(
+                    f"folds {self.folds}: expected distinct fold numbers in "
+                    f"0..{self.n_splits - 1} (n_splits={self.n_splits})"
+                )
+        elif self.folds != "all" and not 1 <= self.folds <= self.n_splits:
             raise ValueError(
                 f"folds must be between 1 and n_splits={self.n_splits} or 'all', got {self.folds}"
             )
@@ -162,7 +170,14 @@ class KFoldConfig(StrictModel):
 
     @property
     def fold_count(self) -> int:
-        return self.n_splits if self.folds == "all" else self.folds
+        return len(self.fold_indices)
+
+    @property
+    def fold_indices(self) -> list[int]:
+        """The fold numbers ``folds`` selects, ascending."""
+        if isinstance(self.folds, list):
+            return sorted(self.folds)
+        return list(range(self.n_splits if self.folds == "all" else self.folds))
 
 
 class AugmentConfig(StrictModel):

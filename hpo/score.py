@@ -4,11 +4,16 @@ Both files are CSVs with an id column and a class column, joined on the id. The 
 layout is ``ImageID,ans`` (``eval/info.csv`` filled in, ``eval/answers.csv``); the ``path,pred``
 files ``hpo predict`` writes for ``folder`` runs are read as well (id column ``ImageID`` or
 ``path``; class column ``ans``, ``pred`` or ``label``, first found wins).
+
+Classes are reported by id and name, as ``metrics.json`` of a run names them: from a
+``class_name`` column when a file has one (``hpo predict`` writes it for ``folder`` runs), else
+the 18 names of the competition (``wear/male/<30``) for ``ImageID`` files.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,17 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+from hpo.data import MASK_CLASS_NAMES
 from hpo.exceptions import DataError
 
-__all__ = ["ClassScore", "ScoreReport", "read_labels", "score_files", "score_labels"]
+__all__ = [
+    "ClassScore",
+    "ScoreReport",
+    "read_class_names",
+    "read_labels",
+    "score_files",
+    "score_labels",
+]
 
 ID_COLUMNS = ("ImageID", "path")
 CLASS_COLUMNS = ("ans", "pred", "label")
@@ -26,7 +39,8 @@ CLASS_COLUMNS = ("ans", "pred", "label")
 
 @dataclass(frozen=True)
 class ClassScore:
-    """One class: its F1, precision and recall, true count (support) and predicted count."""
+    """One class: its F1, precision and recall, true count (support) and predicted count;
+    ``name`` is the class's name (``""`` when unknown)."""
 
     label: int
     f1: float
@@ -34,6 +48,7 @@ class ClassScore:
     recall: float
     support: int
     predicted: int
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,8 +120,40 @@ def read_labels(path: Path) -> dict[str, int]:
     return out
 
 
-def score_labels(y_true: np.ndarray, y_pred: np.ndarray) -> ScoreReport:
-    """Macro-F1 over the classes present in either array (scikit-learn's convention)."""
+def read_class_names(path: Path) -> dict[int, str]:
+    """Class id -> name as the file names them: its ``class_name`` column, or the
+    competition's 18 names for an ``ImageID`` file; empty when the file names none.
+
+    Call after :func:`read_labels` (which checks the file); unreadable rows are skipped.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        reader.fieldnames = columns
+        class_col = next((c for c in CLASS_COLUMNS if c in columns), None)
+        if class_col is not None and "class_name" in columns:
+            names: dict[int, str] = {}
+            for row in reader:
+                try:
+                    names[int(float(row[class_col]))] = (row["class_name"] or "").strip()
+                except (TypeError, ValueError):
+                    continue
+            return names
+    if "ImageID" in columns:
+        return dict(enumerate(MASK_CLASS_NAMES))
+    return {}
+
+
+def score_labels(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Mapping[int, str] | None = None
+) -> ScoreReport:
+    """Macro-F1 over the classes present in either array (scikit-learn's convention).
+
+    Args:
+        y_true: True class ids.
+        y_pred: Predicted class ids.
+        class_names: Class id -> name, for the report; ids it lacks get ``""``.
+    """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     labels = np.union1d(y_true, y_pred)
@@ -122,6 +169,7 @@ def score_labels(y_true: np.ndarray, y_pred: np.ndarray) -> ScoreReport:
             recall=float(recall[i]),
             support=int(support[i]),
             predicted=int(predicted[i]),
+            name=(class_names or {}).get(int(k), ""),
         )
         for i, k in enumerate(labels)
     ]
@@ -155,4 +203,7 @@ def score_files(pred: Path, truth: Path) -> ScoreReport:
             "is it the truth of the same data set?"
         )
     keys = list(true)
-    return score_labels(np.array([true[k] for k in keys]), np.array([predicted[k] for k in keys]))
+    names = {**read_class_names(truth), **read_class_names(pred)}
+    return score_labels(
+        np.array([true[k] for k in keys]), np.array([predicted[k] for k in keys]), names
+    )

@@ -120,3 +120,29 @@ def test_cli_error_is_one_line_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {tmp_path / 'nope.csv'}: file not found"
+
+
+def test_classes_have_names_like_metrics_json(
+    tmp_path: Path, truth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ImageID files are the competition's: its 18 class names (hpo.data.MASK_CLASS_NAMES).
+    pred = _csv(tmp_path / "p.csv", "ImageID,ans\na.jpg,0\nb.jpg,1\nc.jpg,2\nd.jpg,17\n")
+    report = score_files(pred, truth)
+    names = {c.label: c.name for c in report.per_class}
+    assert names == {
+        0: "wear/male/<30",
+        1: "wear/male/30-59",
+        2: "wear/male/>=60",
+        17: "not_wear/female/>=60",
+    }
+    # Folder predictions name their classes in class_name.
+    folder_truth = _csv(tmp_path / "t.csv", "path,label\ncat/1.jpg,0\ndog/2.jpg,1\n")
+    folder_pred = _csv(
+        tmp_path / "fp.csv", "path,pred,class_name\ncat/1.jpg,0,cat\ndog/2.jpg,1,dog [big]\n"
+    )
+    report = score_files(folder_pred, folder_truth)
+    assert [(c.label, c.name) for c in report.per_class] == [(0, "cat"), (1, "dog [big]")]
+    capsys.readouterr()
+    main(["score", "--pred", str(folder_pred), "--truth", str(folder_truth)])
+    rows = capsys.readouterr().out.splitlines()
+    assert any(" 1 " in row and "dog [big]" in row for row in rows)  # id and name, unescaped

@@ -18,28 +18,30 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def score(pred: Path, truth: Path, as_json: bool) -> None:
     """Score predictions: macro-F1 (the competition metric), accuracy, per-class F1."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from hpo.cli._console import make_console
     from hpo.score import score_files
 
     report = score_files(pred, truth)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title=f"{pred} vs {truth}")
-    for name in ("class", "F1", "precision", "recall", "support", "predicted"):
-        table.add_column(name, justify="right")
+    table = Table(title=escape(f"{pred} vs {truth}"))
+    for name in ("class", "name", "F1", "precision", "recall", "support", "predicted"):
+        table.add_column(name, justify="left" if name == "name" else "right")
     for c in report.per_class:
         table.add_row(
             str(c.label),
+            escape(c.name),
             f"{c.f1:.4f}",
             f"{c.precision:.4f}",
             f"{c.recall:.4f}",
             str(c.support),
             str(c.predicted),
         )
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(
         f"macro-F1 {report.macro_f1:.4f}  accuracy {report.accuracy:.4f}  "

@@ -65,7 +65,7 @@ def resolve_folds(config: TrainConfig, folds: Sequence[int] | None) -> list[int]
     """
     n_splits = config.train.kfold.n_splits
     if folds is None:
-        return list(range(config.train.kfold.fold_count))
+        return config.train.kfold.fold_indices
     chosen = sorted(set(folds))
     if not chosen:
         raise ConfigError("--folds: name at least one fold")

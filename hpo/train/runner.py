@@ -2,12 +2,19 @@
 
 A run directory holds::
 
-    config.yaml          the resolved TrainConfig the run trained with
-    metrics.json         mode, folds, classes, image size, and per fold every epoch's loss,
-                         macro-F1 and accuracy, the per-class F1 and the confusion matrix
+    config.yaml          the resolved TrainConfig the run trained with; ``train.kfold.folds``
+                         names the folds trained (``all`` or their numbers)
+    metrics.json         mode, folds, classes, image size, data root, and per fold every
+                         epoch's loss, macro-F1 and accuracy, the per-class F1 and the
+                         confusion matrix
     fold_K/model.pt      state dict of fold K's model (``torch.load(weights_only=True)``)
-    fold_K/val_predictions.csv   path, label, pred of fold K's validation images
+    fold_K/val_predictions.csv   path, label, pred of fold K's validation images; ``path``
+                         relative to ``data_root`` of metrics.json, with ``/``
     full/model.pt        instead of the folds, with ``full`` (all data, no validation)
+
+One convention throughout: folds count from 0 (``fold_0``, ``--folds 0,2``), epochs from 1
+(``epoch 1/8`` on the console is ``"epoch": 1`` in metrics.json), classes are ids with names
+(``class_names[id]``).
 
 ``metrics.json`` is rewritten after every fold, so an interrupted run keeps what it finished;
 ``status`` says ``complete`` once every fold is done. The folds train with the engine's
@@ -107,7 +114,9 @@ def train_run(
     splits = None if full else make_splits(config, samples)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    config.save(out_dir / CONFIG_FILE)
+    # config.yaml says what was trained: `--folds all` is `folds: all`, not the default 1.
+    (config if full else _with_folds(config, chosen, kfold.n_splits)).save(out_dir / CONFIG_FILE)
+    data_root = Path(config.data.root).absolute()
     report: dict[str, Any] = {
         "status": "running",
         "mode": "full" if full else "folds",
@@ -117,6 +126,7 @@ def train_run(
         "class_names": list(samples.class_names),
         "image_size": list(config.data.image_size),
         "data_format": samples.format,
+        "data_root": str(data_root),
         "num_samples": len(samples),
         "device": str(device),
         "mean_macro_f1": None,
@@ -133,7 +143,7 @@ def train_run(
         if run.val_idx is not None and run.fit.val_pred is not None:
             _write_predictions(
                 part_dir / PREDICTIONS_FILE,
-                [samples.paths[i] for i in run.val_idx],
+                [_relative(samples.paths[i], data_root) for i in run.val_idx],
                 samples.labels[run.val_idx],
                 run.fit.val_pred,
             )
@@ -248,13 +258,26 @@ def _save_model(model: nn.Module, path: Path) -> None:
     torch.save(state, path)
 
 
-def _write_predictions(
-    path: Path, paths: list[Path], labels: np.ndarray, pred: np.ndarray
-) -> None:
+def _with_folds(config: TrainConfig, folds: list[int], n_splits: int) -> TrainConfig:
+    """``config`` with ``train.kfold.folds`` naming exactly ``folds`` (``all`` for every one)."""
+    value: list[int] | str = "all" if folds == list(range(n_splits)) else list(folds)
+    kfold = config.train.kfold.model_copy(update={"folds": value})
+    return config.model_copy(update={"train": config.train.model_copy(update={"kfold": kfold})})
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the data root with ``/`` (portable), else absolute."""
+    try:
+        return path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return path.absolute().as_posix()
+
+
+def _write_predictions(path: Path, paths: list[str], labels: np.ndarray, pred: np.ndarray) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "pred"])
-        writer.writerows(zip(map(str, paths), labels.tolist(), pred.tolist(), strict=True))
+        writer.writerows(zip(paths, labels.tolist(), pred.tolist(), strict=True))
 
 
 def _summarise(report: dict[str, Any], started: float) -> None:

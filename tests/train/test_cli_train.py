@@ -50,7 +50,7 @@ def _error_line(err: str) -> str:
 
 
 def test_train_writes_the_run_directory(
-    run_cli: CliRun, config_file: Path, tmp_path: Path
+    run_cli: CliRun, config_file: Path, tmp_path: Path, demo_data: Path
 ) -> None:
     run_dir = tmp_path / "run"
     code, out, err = run_cli(
@@ -61,14 +61,16 @@ def test_train_writes_the_run_directory(
     assert "mean macro-F1: " in out
     assert "fold_0  epoch 1/2  loss " in err and "macro-F1 " in err  # per-epoch progress
 
+    # config.yaml is the config trained, naming the folds trained (the default: the first).
     resolved = load_train_config(run_dir / "config.yaml")
-    assert resolved == load_train_config(config_file, ["train.seed=3"])
+    assert resolved == load_train_config(config_file, ["train.seed=3", "train.kfold.folds=[0]"])
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "complete"
     assert metrics["mode"] == "folds" and metrics["folds"] == [0]
     assert metrics["num_classes"] == 18 and len(metrics["class_names"]) == 18
     assert metrics["image_size"] == [32, 24] and metrics["data_format"] == "mask"
+    assert metrics["data_root"] == str(demo_data.absolute())
     (fold,) = metrics["results"]
     assert fold["part"] == "fold_0" and fold["fold"] == 0
     assert [e["epoch"] for e in fold["epochs"]] == [1, 2]  # as the console counts
@@ -88,7 +90,9 @@ def test_train_writes_the_run_directory(
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["path", "label", "pred"]
     assert len(rows) == fold["n_val"] > 0
-    assert all(Path(r["path"]).is_file() for r in rows)
+    # Paths relative to the data root, with "/": the run moves between machines.
+    assert all(not Path(r["path"]).is_absolute() and "\\" not in r["path"] for r in rows)
+    assert all((demo_data / r["path"]).is_file() for r in rows)
     labels, preds = [int(r["label"]) for r in rows], [int(r["pred"]) for r in rows]
     assert f1_score(labels, preds, average="macro") == pytest.approx(fold["macro_f1"])
 
@@ -148,6 +152,7 @@ def test_folds_trains_the_named_folds_as_an_ensemble(
     assert "(folds [0, 2]:" in out
     info = load_run(run_dir)
     assert info.folds == [0, 2]
+    assert info.config.train.kfold.folds == [0, 2]  # config.yaml names the folds trained
     assert [p.parent.name for p in info.model_paths] == ["fold_0", "fold_2"]
     assert len(load_models(info, CPU)) == 2
     # Different folds validate on different people.

@@ -12,6 +12,7 @@ from hpo.config import DataConfig
 from hpo.data import DecodedImages, LoadedData, Samples, load_training_data
 from hpo.exceptions import ConfigError
 from hpo.train import EpochResult, FoldRun, cross_validate, fit, make_splits
+from hpo.train.crossval import resolve_folds
 
 from .helpers import CPU, MakeConfig, learnable_data
 
@@ -243,3 +244,34 @@ def test_chosen_folds_train_in_order_and_unknown_ones_are_refused(
     assert [f.name for f in result.folds] == ["fold_0", "fold_2"]
     with pytest.raises(ConfigError, match="fold 3 does not exist"):
         cross_validate(config, tiny, device=CPU, folds=[3])
+
+
+@pytest.mark.parametrize(
+    ("folds", "expected"), [(2, [0, 1]), ("all", [0, 1, 2]), ([2, 0], [0, 2]), ([1], [1])]
+)
+def test_kfold_folds_is_a_count_all_or_fold_numbers(
+    make_config: MakeConfig, folds: object, expected: list[int]
+) -> None:
+    config = make_config(**{"train.kfold.n_splits": 3, "train.kfold.folds": folds})
+    assert resolve_folds(config, None) == expected
+
+
+@pytest.mark.parametrize("folds", [[], [3], [0, 0], [-1], 4, 0])
+def test_kfold_folds_out_of_range_are_refused(make_config: MakeConfig, folds: object) -> None:
+    with pytest.raises(ConfigError, match="folds"):
+        make_config(**{"train.kfold.n_splits": 3, "train.kfold.folds": folds})
+
+
+@pytest.mark.parametrize(
+    ("trained", "written"), [([0], [0]), ([0, 2], [0, 2]), ([0, 1, 2], "all")]
+)
+def test_a_runs_config_names_the_folds_it_trained(
+    make_config: MakeConfig, trained: list[int], written: object
+) -> None:
+    from hpo.train.runner import _with_folds
+
+    config = make_config(**{"train.kfold.n_splits": 3})
+    saved = _with_folds(config, trained, 3)
+    assert saved.train.kfold.folds == written
+    assert resolve_folds(saved, None) == trained
+    assert saved.train.model_copy(update={"kfold": config.train.kfold}) == config.train
