@@ -120,8 +120,8 @@ def _require_chromium() -> None:
     if CHROMIUM.is_file():
         return
     reason = f"{CHROMIUM} not found: apt-get install chromium (see .ci/setup.sh)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
+    if os.environ.get("CI", "").lower() == "true" or os.environ.get("HPO_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + " (required: CI=true or HPO_REQUIRE_BROWSER=1)")
     pytest.skip(reason)
 
 

@@ -67,7 +67,13 @@ def test_report_opens_offline_with_its_plots_drawn(
     pictures_study: PicturesStudy, tmp_path: Path, run_cli: CliRun
 ) -> None:
     if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (see .ci/setup.sh)")
+        reason = f"{CHROMIUM} not found: apt-get install chromium (see .ci/setup.sh)"
+        if (
+            os.environ.get("CI", "").lower() == "true"
+            or os.environ.get("HPO_REQUIRE_BROWSER") == "1"
+        ):
+            pytest.fail(reason + " (required: CI=true or HPO_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
     from playwright.sync_api import Route, sync_playwright
 
     out = tmp_path / "report.html"
