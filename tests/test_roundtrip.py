@@ -98,8 +98,11 @@ def test_run_dirs_record_mode(rt: RoundTrip) -> None:
     folds, full = load_run(rt.run_folds), load_run(rt.run_full)
     assert (folds.mode, folds.folds, len(folds.model_paths)) == ("folds", [0, 1], 2)
     assert (full.mode, len(full.model_paths)) == ("full", 1)
-    trained = load_train_config(rt.run_folds / "config.yaml")
-    assert trained.train == load_train_config(rt.exported).train
+    # The run's config is the exported one, naming the folds it trained (--folds all).
+    trained = load_train_config(rt.run_folds / "config.yaml").train
+    exported = load_train_config(rt.exported).train
+    assert trained.kfold.folds == "all"
+    assert trained.model_copy(update={"kfold": exported.kfold}) == exported
 
 
 def test_submission_rows_and_format(rt: RoundTrip) -> None:
