@@ -116,10 +116,28 @@ class ModelSpec(Component):
     """The network: a registered model name, its parameters, optional local weights."""
 
     kind: ClassVar[str] = "model"
-    weights: Path | None = None
-    """Local path of a state dict (e.g. ImageNet weights) loaded before the head is resized."""
+    weights: str | None = None
+    """``imagenet`` (the model's torchvision default weights), a torchvision weight name of the
+    model (``IMAGENET1K_V2``), or the path of a local state dict; all but the head load."""
     freeze_backbone_epochs: int = Field(0, ge=0)
     """Train only the classifier head for this many first epochs."""
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_text(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("weights"), Path):
+            data = {**data, "weights": str(data["weights"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_weights_name(self) -> ModelSpec:
+        if self.weights == "imagenet" and MODELS.info(self.name).torchvision is None:
+            raise ValueError(
+                f"weights: imagenet: model {self.name!r} has no torchvision weights; give a "
+                f"local state-dict file or pick a torchvision model (hpo models lists them)"
+            )
+        return self
 
 
 class OptimizerSpec(Component):
@@ -235,6 +253,26 @@ class TrainConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
     provenance: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_model_input(self) -> TrainConfig:
+        info = MODELS.info(self.train.model.name)
+        height, width = self.data.image_size
+        name = self.train.model.name
+        rules = []
+        if min(height, width) < info.min_size:
+            rules.append(f"at least {info.min_size} pixels a side")
+        if height % info.size_multiple or width % info.size_multiple:
+            rules.append(f"sides multiple of {info.size_multiple}")
+        if info.square and height != width:
+            rules.append("square")
+        if rules:
+            raise ValueError(
+                f"data.image_size {[height, width]} does not suit model {name!r}: it needs "
+                f"{', '.join(rules)} (e.g. [{max(info.min_size, info.size_multiple)}, "
+                f"{max(info.min_size, info.size_multiple)}])"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
