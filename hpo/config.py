@@ -142,6 +142,9 @@ class ModelSpec(Component):
 
 class OptimizerSpec(Component):
     kind: ClassVar[str] = "optimizer"
+    backbone_lr_mult: float = Field(1.0, gt=0.0, le=1.0)
+    """The backbone's learning rate is ``lr`` times this; the classifier head trains at ``lr``
+    (fine-tuning a pretrained backbone: 0.1 is common)."""
 
 
 class SchedulerSpec(Component):
@@ -202,6 +205,9 @@ class DataConfig(StrictModel):
     root: Path = Path("data/mask")
     image_size: tuple[int, int] = (128, 96)
     """Height and width the images are resized to (once, into the decoded-image cache)."""
+    crop: tuple[int, int, int, int] | None = None
+    """``[top, left, height, width]``: the box of each original photo kept before resizing
+    (``[96, 64, 320, 256]``: the central 320x256 of the 512x384 photos, where the face is)."""
     corrections: Path | None = None
     """Optional CSV of label corrections (folder or id, field, value), applied at load time."""
     skip_bad_files: bool = False
@@ -213,6 +219,11 @@ class DataConfig(StrictModel):
     def _check_size(self) -> DataConfig:
         if min(self.image_size) < 8:
             raise ValueError(f"image_size must be at least [8, 8], got {list(self.image_size)}")
+        if self.crop is not None and (min(self.crop[:2]) < 0 or min(self.crop[2:]) < 1):
+            raise ValueError(
+                f"crop is [top, left, height, width] with top, left >= 0 and height, width >= 1,"
+                f" got {list(self.crop)}"
+            )
         return self
 
     @model_serializer(mode="wrap")

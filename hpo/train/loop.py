@@ -184,7 +184,7 @@ class _Fit:
         self.criterion = LOSSES.create(
             cfg.loss.name, num_classes=num_classes, class_counts=counts.tolist(), **cfg.loss.params
         ).to(device)
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.optimizer = build_optimizer(cfg.optimizer, self.model, self.head)
         batches = len(_batch_starts(len(self.y_train), cfg.batch_size))
         self.schedule = build_schedule(
             cfg.scheduler,
