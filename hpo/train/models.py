@@ -12,6 +12,7 @@ the data's classes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,14 +26,16 @@ from torchvision.models import WeightsEnum
 from hpo.components import MODELS, ModelInfo
 from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
-from hpo.train.weights import check_weights, fetch, resolve_weights
+from hpo.train.weights import check_weights, fetch, imagenet_weights, is_cached, resolve_weights
 
 __all__ = [
     "MODELS",
+    "ModelSummary",
     "build_model",
     "build_torchvision",
     "check_weights",
     "head_name",
+    "list_models",
     "set_backbone_trainable",
 ]
 
@@ -318,6 +321,47 @@ def build_model(
     if isinstance(resolved, Path):
         _load_weights(model, resolved, spec.name, info.head)
     return model
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered model as ``hpo models`` lists it.
+
+    Attributes:
+        name: The registered name.
+        params: Parameters (torchvision's count, with its 1000-class ImageNet head).
+        weights: The torchvision weights ``imagenet`` loads (``IMAGENET1K_V1``), or None.
+        cached: Whether those weights are in torch's cache.
+        min_size: Smallest image side it accepts.
+    """
+
+    name: str
+    params: int
+    weights: str | None
+    cached: bool
+    min_size: int
+
+
+def list_models() -> list[ModelSummary]:
+    """Every registered model, with its size and whether its ImageNet weights are cached."""
+    out = []
+    for name in MODELS.names():
+        info = MODELS.info(name)
+        if info.torchvision is None:
+            count = sum(p.numel() for p in MODELS.create(name, num_classes=1000).parameters())
+            out.append(ModelSummary(name, count, None, False, info.min_size))
+            continue
+        weights = imagenet_weights(name)
+        out.append(
+            ModelSummary(
+                name,
+                int(weights.meta["num_params"]),
+                weights.name,
+                is_cached(weights),
+                info.min_size,
+            )
+        )
+    return out
 
 
 def head_name(model_name: str) -> str:

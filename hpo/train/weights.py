@@ -32,6 +32,7 @@ __all__ = [
     "IMAGENET",
     "cache_path",
     "check_weights",
+    "download",
     "fetch",
     "imagenet_weights",
     "is_cached",
@@ -87,9 +88,11 @@ def resolve_weights(spec: ModelSpec) -> WeightsEnum | Path | None:
     return Path(value)
 
 
-def cache_path(weights: WeightsEnum) -> Path:
-    """Where torch's cache keeps ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+def cache_path(weights: WeightsEnum, torch_home: Path | None = None) -> Path:
+    """Where torch's cache keeps ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``
+    (``torch_home`` instead of ``$TORCH_HOME`` when given)."""
+    hub = Path(torch_home) / "hub" if torch_home is not None else Path(torch.hub.get_dir())
+    return hub / "checkpoints" / Path(weights.url).name
 
 
 def is_cached(weights: WeightsEnum) -> bool:
@@ -97,14 +100,16 @@ def is_cached(weights: WeightsEnum) -> bool:
     return cache_path(weights).is_file()
 
 
-def fetch(weights: WeightsEnum, *, progress: bool = False) -> Path:
+def fetch(
+    weights: WeightsEnum, *, torch_home: Path | None = None, progress: bool = False
+) -> Path:
     """The cached file of ``weights``, downloaded first if needed (once per machine).
 
     Raises:
         ConfigError: Not cached and the download failed (offline, say): names the URL and
             the path to place the file at.
     """
-    path = cache_path(weights)
+    path = cache_path(weights, torch_home)
     if path.is_file():
         return path
     try:
@@ -120,6 +125,25 @@ def fetch(weights: WeightsEnum, *, progress: bool = False) -> Path:
             f"{path} (hpo models download NAME fetches it on a machine with internet)"
         ) from None
     return path
+
+
+def download(
+    models: list[str], *, torch_home: Path | None = None, progress: bool = False
+) -> list[Path]:
+    """Fetch the ImageNet weights of ``models`` (registered names, or ``NAME:WEIGHT_NAME``)
+    into torch's cache (or ``torch_home``), for workers without internet.
+
+    Raises:
+        ConfigError: An unknown model, one without torchvision weights, or a failed download.
+    """
+    out = []
+    for item in models:
+        name, _, which = item.partition(":")
+        MODELS.check_name(name, where="hpo models download")
+        out.append(
+            fetch(imagenet_weights(name, which or IMAGENET), torch_home=torch_home, progress=progress)
+        )
+    return out
 
 
 def check_weights(spec: ModelSpec) -> None:
