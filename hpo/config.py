@@ -207,7 +207,22 @@ class DataConfig(StrictModel):
     """Height and width the images are resized to (once, into the decoded-image cache)."""
     crop: tuple[int, int, int, int] | None = None
     """``[top, left, height, width]``: the box of each original photo kept before resizing
-    (``[96, 64, 320, 256]``: the central 320x256 of the 512x384 photos, where the face is)."""
+    (``[96, 64, 320, 256]``: the central 320x256 of the 512x384 photos, where the face is).
+    Also written ``"96,64,320,256"``, the spelling a search-space choice can hold."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _crop_text(cls, data: Any) -> Any:
+        crop = data.get("crop") if isinstance(data, Mapping) else None
+        if isinstance(crop, str):
+            try:
+                data = {**data, "crop": [int(v) for v in crop.split(",")]}
+            except ValueError:
+                raise ValueError(
+                    f"crop: expected [top, left, height, width] or 'top,left,height,width', "
+                    f"got {crop!r}"
+                ) from None
+        return data
     corrections: Path | None = None
     """Optional CSV of label corrections (folder or id, field, value), applied at load time."""
     skip_bad_files: bool = False
