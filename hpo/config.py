@@ -122,7 +122,6 @@ class ModelSpec(Component):
     freeze_backbone_epochs: int = Field(0, ge=0)
     """Train only the classifier head for this many first epochs."""
 
-
     @model_validator(mode="before")
     @classmethod
     def _weights_text(cls, data: Any) -> Any:
@@ -223,6 +222,7 @@ class DataConfig(StrictModel):
                     f"got {crop!r}"
                 ) from None
         return data
+
     corrections: Path | None = None
     """Optional CSV of label corrections (folder or id, field, value), applied at load time."""
     skip_bad_files: bool = False

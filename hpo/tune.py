@@ -17,7 +17,6 @@ from hpo.data import Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
 from hpo.objective import Objective, trial_config
 from hpo.space import Space, parse_space
-from hpo.train.weights import check_weights
 from hpo.study import (
     StudySpec,
     WorkerResult,
@@ -31,6 +30,7 @@ from hpo.study import (
     run_worker,
     study_file,
 )
+from hpo.train.weights import check_weights
 
 __all__ = ["DryRun", "TuneSession", "dry_run", "prepare_session"]
 

@@ -69,9 +69,7 @@ class CropError(ValueError):
     """A crop box falls outside an image."""
 
 
-def decode_image(
-    path: Path, image_size: tuple[int, int], crop: Crop | None = None
-) -> np.ndarray:
+def decode_image(path: Path, image_size: tuple[int, int], crop: Crop | None = None) -> np.ndarray:
     """Decode one image to ``uint8 (H, W, 3)`` RGB at ``image_size = (height, width)``.
 
     With ``crop``, only that box of the photo (after EXIF orientation) is kept and resized.

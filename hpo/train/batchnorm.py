@@ -48,7 +48,9 @@ def stale_layers(layers: Iterable[_BatchNorm]) -> list[_BatchNorm]:
 
 
 @torch.no_grad()
-def recalibrate(model: nn.Module, layers: list[_BatchNorm], batches: Iterable[torch.Tensor]) -> None:
+def recalibrate(
+    model: nn.Module, layers: list[_BatchNorm], batches: Iterable[torch.Tensor]
+) -> None:
     """Recompute ``layers``' running statistics as the mean over ``batches`` of inputs.
 
     The rest of the model runs in eval mode (dropout off, other batch norms fixed); the model

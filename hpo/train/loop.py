@@ -29,7 +29,14 @@ from hpo.train.metrics import classification_metrics
 from hpo.train.models import build_model, head_name, set_backbone_trainable
 from hpo.train.optim import build_optimizer, build_schedule
 
-__all__ = ["BN_RECALIBRATION_IMAGES", "EpochResult", "FitResult", "amp_dtype", "fit", "predict_proba"]
+__all__ = [
+    "BN_RECALIBRATION_IMAGES",
+    "EpochResult",
+    "FitResult",
+    "amp_dtype",
+    "fit",
+    "predict_proba",
+]
 
 BN_RECALIBRATION_IMAGES = 4096
 """Training images whose batch statistics replace lagging batch-norm statistics."""

@@ -1,4 +1,4 @@
-"""Model registry: every torchvision classifier by its name, and a tiny CNN; heads sized to the data.
+"""Model registry: every torchvision classifier by its name, a tiny CNN; heads sized to the data.
 
 Every torchvision classification model (``torchvision.models.list_models``) is an entry under
 its torchvision name, whose info names its family's classifier head; hand-written entries
@@ -113,7 +113,7 @@ def _family(name: str) -> str:
 
 def _torchvision_info(name: str) -> ModelInfo:
     family = _family(name)
-    weights = tvm.get_model_weights(name).DEFAULT  # type: ignore[attr-defined]
+    weights = tvm.get_model_weights(name).DEFAULT  # type: ignore[attr-defined,unused-ignore]
     sized = family in ("vision_transformer", "maxvit")
     multiple = _MULTIPLE.get(family, 1)
     min_size = _MIN_SIZE.get(family, int(weights.meta["min_size"][0]))
@@ -207,12 +207,12 @@ def _replace_head(model: nn.Module, head: str, num_classes: int) -> None:
     elif isinstance(old, nn.Conv2d):  # SqueezeNet's classifier is a 1x1 convolution
         if old.out_channels == num_classes:
             return
-        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=old.kernel_size)
+        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1)  # 1x1 in every SqueezeNet
     else:
         raise TypeError(f"{head}: a {type(old).__name__} is not a classifier layer")
     new = new.to(device=old.weight.device, dtype=old.weight.dtype)
-    if attr.isdigit():
-        parent[int(attr)] = new  # type: ignore[index]
+    if attr.isdigit() and isinstance(parent, nn.Sequential):
+        parent[int(attr)] = new
     else:
         setattr(parent, attr, new)
 

@@ -280,7 +280,8 @@ def param_groups(
     if backbone_lr_mult == 1.0:
         return [{"params": list(model.parameters()), "lr": lr}]
     prefix = head + "."
-    own, backbone = [], []
+    own: list[nn.Parameter] = []
+    backbone: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         (own if name.startswith(prefix) else backbone).append(param)
     groups = [{"params": own, "lr": lr, "name": "head"}]

@@ -64,7 +64,7 @@ def imagenet_weights(model: str, which: str = IMAGENET) -> WeightsEnum:
         )
     enum = get_model_weights(builder)
     if which == IMAGENET:
-        return enum.DEFAULT  # type: ignore[attr-defined,no-any-return]
+        return enum.DEFAULT  # type: ignore[attr-defined,no-any-return,unused-ignore]
     names = [w.name for w in enum]
     if which not in names:
         raise ConfigError(
@@ -100,9 +100,7 @@ def is_cached(weights: WeightsEnum) -> bool:
     return cache_path(weights).is_file()
 
 
-def fetch(
-    weights: WeightsEnum, *, torch_home: Path | None = None, progress: bool = False
-) -> Path:
+def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: bool = False) -> Path:
     """The cached file of ``weights``, downloaded first if needed (once per machine).
 
     Raises:
@@ -141,7 +139,9 @@ def download(
         name, _, which = item.partition(":")
         MODELS.check_name(name, where="hpo models download")
         out.append(
-            fetch(imagenet_weights(name, which or IMAGENET), torch_home=torch_home, progress=progress)
+            fetch(
+                imagenet_weights(name, which or IMAGENET), torch_home=torch_home, progress=progress
+            )
         )
     return out
 

@@ -32,7 +32,9 @@ def test_the_crop_is_the_box_resized(demo_data: Path) -> None:
     assert not np.array_equal(cropped, decode_image(path, SIZE))
 
 
-def test_crop_is_part_of_the_cache_key_and_the_fingerprint(demo_data: Path, tmp_path: Path) -> None:
+def test_crop_is_part_of_the_cache_key_and_the_fingerprint(
+    demo_data: Path, tmp_path: Path
+) -> None:
     paths = photos(demo_data)
     plain = load_images(paths, SIZE, cache_dir=tmp_path)
     cropped = load_images(paths, SIZE, cache_dir=tmp_path, crop=FACE)

@@ -53,8 +53,10 @@ def test_every_torchvision_classifier_is_registered_by_its_name() -> None:
         assert name in names, name
         assert MODELS.info(name).torchvision == name
     families = {str(tvm.get_model_builder(n).__module__).rsplit(".", 1)[-1] for n in FAMILIES}
-    every = {str(tvm.get_model_builder(n).__module__).rsplit(".", 1)[-1] for n in names - {
-        "small_cnn", "shufflenet_v2"}}
+    every = {
+        str(tvm.get_model_builder(n).__module__).rsplit(".", 1)[-1]
+        for n in names - {"small_cnn", "shufflenet_v2"}
+    }
     assert every == families  # the parametrization below covers every family
 
 
@@ -84,7 +86,9 @@ def test_each_family_has_its_head_replaced_and_trains_one_batch(name: str) -> No
         ("maxvit_t", [256, 192], "multiple of 224"),
     ],
 )
-def test_image_sizes_a_model_cannot_take_are_refused(model: str, size: list[int], fragment: str) -> None:
+def test_image_sizes_a_model_cannot_take_are_refused(
+    model: str, size: list[int], fragment: str
+) -> None:
     with pytest.raises(ConfigError, match=fragment):
         train_config_from_dict({"data": {"image_size": size}, "train": {"model": model}}, "c.yaml")
 
@@ -137,7 +141,9 @@ def test_weights_that_do_not_fit_name_the_keys(torch_home: Path) -> None:
     state = tvm.resnet18(weights=None).state_dict()
     del state["layer1.0.conv1.weight"]
     place_weights("resnet18", state)
-    with pytest.raises(ConfigError, match=r"does not fit model 'resnet18'.*layer1\.0\.conv1\.weight"):
+    with pytest.raises(
+        ConfigError, match=r"does not fit model 'resnet18'.*layer1\.0\.conv1\.weight"
+    ):
         build_model(ModelSpec(name="resnet18", weights="imagenet"), num_classes=7)
 
 
@@ -161,7 +167,9 @@ def test_cached_weights_are_never_downloaded(torch_home: Path) -> None:
 
 def test_models_without_torchvision_weights_refuse_imagenet() -> None:
     with pytest.raises(ConfigError, match="no torchvision weights"):
-        train_config_from_dict({"train": {"model": {"name": "small_cnn", "weights": "imagenet"}}}, "c")
+        train_config_from_dict(
+            {"train": {"model": {"name": "small_cnn", "weights": "imagenet"}}}, "c"
+        )
 
 
 def test_cli_models_lists_and_download_fails_in_one_line(
