@@ -46,9 +46,20 @@ class ModelInfo:
     Attributes:
         head: Qualified module name of the classifier head (resized to the data's classes,
             kept trainable while the backbone is frozen, excluded from a backbone multiplier).
+        torchvision: The torchvision model it builds, whose weights ``train.model.weights:
+            imagenet`` (or a torchvision weight name) loads; None for hpo's own models.
+        min_size: Smallest image height and width it accepts.
+        size_multiple: Image height and width must be multiples of this (ViT: the patch).
+        square: It needs square images (ViT).
+        sized: Its factory takes the image size (``image_size``): the network is built for it.
     """
 
     head: str
+    torchvision: str | None = None
+    min_size: int = 1
+    size_multiple: int = 1
+    square: bool = False
+    sized: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,7 @@ class _NoInfo:
 
 
 MODELS: Registry[nn.Module, ModelInfo] = Registry(
-    "model", runtime=("num_classes",), loader="hpo.train.models"
+    "model", runtime=("num_classes", "weights", "image_size"), loader="hpo.train.models"
 )
 LOSSES: Registry[nn.Module, Any] = Registry(
     "loss",

@@ -116,14 +116,34 @@ class ModelSpec(Component):
     """The network: a registered model name, its parameters, optional local weights."""
 
     kind: ClassVar[str] = "model"
-    weights: Path | None = None
-    """Local path of a state dict (e.g. ImageNet weights) loaded before the head is resized."""
+    weights: str | None = None
+    """``imagenet`` (the model's torchvision default weights), a torchvision weight name of the
+    model (``IMAGENET1K_V2``), or the path of a local state dict; all but the head load."""
     freeze_backbone_epochs: int = Field(0, ge=0)
     """Train only the classifier head for this many first epochs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_text(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("weights"), Path):
+            data = {**data, "weights": str(data["weights"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_weights_name(self) -> ModelSpec:
+        if self.weights == "imagenet" and MODELS.info(self.name).torchvision is None:
+            raise ValueError(
+                f"weights: imagenet: model {self.name!r} has no torchvision weights; give a "
+                f"local state-dict file or pick a torchvision model (hpo models lists them)"
+            )
+        return self
 
 
 class OptimizerSpec(Component):
     kind: ClassVar[str] = "optimizer"
+    backbone_lr_mult: float = Field(1.0, gt=0.0, le=1.0)
+    """The backbone's learning rate is ``lr`` times this; the classifier head trains at ``lr``
+    (fine-tuning a pretrained backbone: 0.1 is common)."""
 
 
 class SchedulerSpec(Component):
@@ -199,6 +219,25 @@ class DataConfig(StrictModel):
     root: Path = Path("data/mask")
     image_size: tuple[int, int] = (128, 96)
     """Height and width the images are resized to (once, into the decoded-image cache)."""
+    crop: tuple[int, int, int, int] | None = None
+    """``[top, left, height, width]``: the box of each original photo kept before resizing
+    (``[96, 64, 320, 256]``: the central 320x256 of the 512x384 photos, where the face is).
+    Also written ``"96,64,320,256"``, the spelling a search-space choice can hold."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _crop_text(cls, data: Any) -> Any:
+        crop = data.get("crop") if isinstance(data, Mapping) else None
+        if isinstance(crop, str):
+            try:
+                data = {**data, "crop": [int(v) for v in crop.split(",")]}
+            except ValueError:
+                raise ValueError(
+                    f"crop: expected [top, left, height, width] or 'top,left,height,width', "
+                    f"got {crop!r}"
+                ) from None
+        return data
+
     corrections: Path | None = None
     """Optional CSV of label corrections (folder or id, field, value), applied at load time."""
     skip_bad_files: bool = False
@@ -210,6 +249,11 @@ class DataConfig(StrictModel):
     def _check_size(self) -> DataConfig:
         if min(self.image_size) < 8:
             raise ValueError(f"image_size must be at least [8, 8], got {list(self.image_size)}")
+        if self.crop is not None and (min(self.crop[:2]) < 0 or min(self.crop[2:]) < 1):
+            raise ValueError(
+                f"crop is [top, left, height, width] with top, left >= 0 and height, width >= 1,"
+                f" got {list(self.crop)}"
+            )
         return self
 
     @model_serializer(mode="wrap")
@@ -250,6 +294,26 @@ class TrainConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
     provenance: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_model_input(self) -> TrainConfig:
+        info = MODELS.info(self.train.model.name)
+        height, width = self.data.image_size
+        name = self.train.model.name
+        rules = []
+        if min(height, width) < info.min_size:
+            rules.append(f"at least {info.min_size} pixels a side")
+        if height % info.size_multiple or width % info.size_multiple:
+            rules.append(f"sides multiple of {info.size_multiple}")
+        if info.square and height != width:
+            rules.append("square")
+        if rules:
+            raise ValueError(
+                f"data.image_size {[height, width]} does not suit model {name!r}: it needs "
+                f"{', '.join(rules)} (e.g. [{max(info.min_size, info.size_multiple)}, "
+                f"{max(info.min_size, info.size_multiple)}])"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")

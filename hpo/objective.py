@@ -61,6 +61,7 @@ def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
         cfg.format,
         str(cfg.root),
         tuple(cfg.image_size),
+        cfg.crop,
         str(cfg.corrections),
         cfg.skip_bad_files,
         str(cfg.cache_dir),

@@ -210,6 +210,7 @@ def predict_run(
         cache_dir=config.data.cache_dir,
         skip_bad_files=config.data.skip_bad_files,
         progress=progress,
+        crop=config.data.crop,
     )
     models = load_models(info, device)
     _log.info(

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hpo.config import apply_overrides, train_config_from_dict
+from hpo.config import TrainConfig, apply_overrides, train_config_from_dict
 from hpo.exceptions import ConfigError
 
 __all__ = ["Choice", "Conditional", "FloatParam", "IntParam", "Param", "Space", "parse_space"]
@@ -151,6 +151,16 @@ class Space:
     def fingerprint(self) -> str:
         blob = json.dumps(self.raw, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def extreme_configs(self, base: Mapping[str, Any], source: str) -> list[TrainConfig]:
+        """The fixed settings ``base`` with each parameter at each of its extremes (bounds,
+        every choice, every branch), one parameter at a time: what ``parse_space`` validated,
+        for checks that need the values (every model a study can pick has its weights)."""
+        return [
+            train_config_from_dict(apply_overrides(base, [(path, value)]), source)
+            for path, param in self.params.items()
+            for value in param.extremes()
+        ]
 
     def grid(self) -> dict[str, list[Any]]:
         """The grid of a space without continuous or conditional parameters (grid sampler)."""

@@ -31,6 +31,7 @@ from hpo.study import (
     run_worker,
     study_file,
 )
+from hpo.train.weights import check_weights
 
 __all__ = ["DryRun", "TuneSession", "dry_run", "prepare_session"]
 
@@ -154,6 +155,8 @@ def prepare_session(
     assert path is not None
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(path))
     base = spec.base_config()
+    for cfg in [base, *space.extreme_configs(spec.fixed_dict(), str(path))]:
+        check_weights(cfg.train.model)  # ImageNet weights cached (or fetched) before any trial
     loaded = load_training_data(base.data, progress=progress)
     fingerprint = data_fingerprint(base.data, loaded.samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)

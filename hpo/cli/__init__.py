@@ -25,6 +25,7 @@ _COMMANDS = {
     "dashboard": "hpo.cli.dashboard:dashboard",
     "studies": "hpo.cli.studies:studies",
     "data": "hpo.cli.data:data",
+    "models": "hpo.cli.models:models",
 }
 
 

@@ -61,20 +61,45 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "hpo"
 
 
-def decode_image(path: Path, image_size: tuple[int, int]) -> np.ndarray:
+Crop = tuple[int, int, int, int]
+"""``(top, left, height, width)`` of a box of the original (upright) photo, in its pixels."""
+
+
+class CropError(ValueError):
+    """A crop box falls outside an image."""
+
+
+def decode_image(path: Path, image_size: tuple[int, int], crop: Crop | None = None) -> np.ndarray:
     """Decode one image to ``uint8 (H, W, 3)`` RGB at ``image_size = (height, width)``.
 
+    With ``crop``, only that box of the photo (after EXIF orientation) is kept and resized.
     JPEGs are decoded at the smallest DCT scale still at least as large as the target (a
     quarter of the work for 384 x 512 -> 128 x 96), then resized with an antialiasing bilinear
     filter; EXIF orientation is applied. Training and prediction both decode through here.
 
     Raises:
+        CropError: ``crop`` falls outside the image.
         OSError, ValueError, ...: whatever Pillow raises for a file it cannot decode.
     """
     height, width = image_size
     with Image.open(path) as image:
-        image.draft("RGB", (width, height))
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        upright = image.size if orientation < 5 else image.size[::-1]  # 5-8 turn by 90 degrees
+        box = None
+        if crop is not None:
+            top, left, crop_h, crop_w = crop
+            if top + crop_h > upright[1] or left + crop_w > upright[0]:
+                raise CropError(
+                    f"data.crop {list(crop)} (top, left, height, width) falls outside the "
+                    f"{upright[1]}x{upright[0]} (height x width) image"
+                )
+            # Decode at a scale where the box still covers the target size.
+            draft = (width * upright[0] // crop_w + 1, height * upright[1] // crop_h + 1)
+            if orientation >= 5:
+                draft = draft[::-1]
+            image.draft("RGB", draft)
+        else:
+            image.draft("RGB", (width, height) if orientation < 5 else (height, width))
         image.load()
         out: Image.Image = image
         if orientation != 1:
@@ -83,13 +108,23 @@ def decode_image(path: Path, image_size: tuple[int, int]) -> np.ndarray:
             out = ImageOps.exif_transpose(out)
         if out.mode != "RGB":
             out = out.convert("RGB")
-        if out.size != (width, height):
+        if crop is not None:
+            sx, sy = out.size[0] / upright[0], out.size[1] / upright[1]  # the draft's scale
+            top, left, crop_h, crop_w = crop
+            box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
+            out = out.resize((width, height), Image.Resampling.BILINEAR, box=box)
+        elif out.size != (width, height):
             out = out.resize((width, height), Image.Resampling.BILINEAR)
         return np.asarray(out, dtype=np.uint8)
 
 
-def _cache_key(paths: Sequence[Path], image_size: tuple[int, int]) -> str:
-    digest = hashlib.sha256(f"v{_CACHE_VERSION} {image_size[0]}x{image_size[1]}\n".encode())
+def _cache_key(
+    paths: Sequence[Path], image_size: tuple[int, int], crop: Crop | None = None
+) -> str:
+    head = f"v{_CACHE_VERSION} {image_size[0]}x{image_size[1]}"
+    if crop is not None:  # absent without a crop: caches made before crops existed stay valid
+        head += " crop " + ",".join(map(str, crop))
+    digest = hashlib.sha256(f"{head}\n".encode())
     for path in paths:
         try:
             st = os.stat(path)
@@ -104,6 +139,8 @@ def decode_error(path: Path, exc: BaseException) -> str:
     """Why ``path`` did not decode, in a few words (without repeating the path)."""
     if isinstance(exc, FileNotFoundError):
         return "file not found"
+    if isinstance(exc, CropError):
+        return str(exc)
     text = str(exc).replace(f" {str(path)!r}", "").replace(str(path), "").strip()
     return f"cannot decode image: {text or type(exc).__name__}"
 
@@ -113,13 +150,14 @@ def _decode_into(
     paths: Sequence[Path],
     image_size: tuple[int, int],
     *,
+    crop: Crop | None = None,
     progress: bool,
 ) -> list[tuple[int, str]]:
     """Decode ``paths`` into the rows of ``array`` in parallel; returns ``(row, reason)``."""
 
     def work(i: int) -> tuple[int, str] | None:
         try:
-            array[i] = decode_image(paths[i], image_size)
+            array[i] = decode_image(paths[i], image_size, crop)
         except Exception as exc:  # any decoder failure is a bad file, reported with its reason
             array[i] = 0
             return i, decode_error(paths[i], exc)
@@ -180,6 +218,7 @@ def _build(
     paths: Sequence[Path],
     image_size: tuple[int, int],
     progress: bool,
+    crop: Crop | None = None,
 ) -> None:
     npy, meta = cache_dir / f"images-{key}.npy", cache_dir / f"images-{key}.json"
     shape = (len(paths), image_size[0], image_size[1], 3)
@@ -189,13 +228,14 @@ def _build(
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         logger.info("decoding %d images at %dx%d into %s", len(paths), *image_size, cache_dir)
-        failures = _decode_into(array, paths, image_size, progress=progress)
+        failures = _decode_into(array, paths, image_size, crop=crop, progress=progress)
         array.flush()
         del array
         record = {
             "version": _CACHE_VERSION,
             "count": len(paths),
             "image_size": list(image_size),
+            "crop": None if crop is None else list(crop),
             "bad": [[i, str(paths[i]), reason] for i, reason in failures],
         }
         fd, meta_tmp = tempfile.mkstemp(
@@ -233,6 +273,7 @@ def load_images(
     cache_dir: Path | None = None,
     skip_bad_files: bool = False,
     progress: bool = False,
+    crop: Crop | None = None,
 ) -> DecodedImages:
     """Decode and resize ``paths`` once into a cache shared by every trial and worker.
 
@@ -247,6 +288,7 @@ def load_images(
         skip_bad_files: Mark images that fail to decode in ``ok`` and list them in ``bad``
             instead of raising.
         progress: Show a progress bar on stderr while decoding.
+        crop: ``(top, left, height, width)`` box of each photo kept before resizing.
 
     Raises:
         DataError: an image does not decode and ``skip_bad_files`` is false; the message names
@@ -256,7 +298,8 @@ def load_images(
     size = (int(image_size[0]), int(image_size[1]))
     if len(paths) == 0:
         return DecodedImages(np.zeros((0, *size, 3), np.uint8), np.zeros(0, bool), [])
-    key = _cache_key(paths, size)
+    crop = None if crop is None else tuple(int(v) for v in crop)  # type: ignore[assignment]
+    key = _cache_key(paths, size, crop)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     opened = None
     try:
@@ -266,13 +309,13 @@ def load_images(
             with _locked(directory / f"images-{key}.lock"):
                 opened = _open(directory, key, len(paths))  # another worker may have built it
                 if opened is None:
-                    _build(directory, key, paths, size, progress)
+                    _build(directory, key, paths, size, progress, crop)
                     opened = _open(directory, key, len(paths))
     except OSError as exc:
         logger.warning("image cache %s not usable (%s); decoding into memory", directory, exc)
     if opened is None:
         array = np.zeros((len(paths), *size, 3), np.uint8)
-        opened = array, _decode_into(array, paths, size, progress=progress)
+        opened = array, _decode_into(array, paths, size, crop=crop, progress=progress)
     array, failures = opened
     ok = np.ones(len(paths), dtype=bool)
     bad = []

@@ -86,6 +86,7 @@ def load_training_data(cfg: DataConfig, *, progress: bool = False) -> LoadedData
         cache_dir=cfg.cache_dir,
         skip_bad_files=cfg.skip_bad_files,
         progress=progress,
+        crop=cfg.crop,
     )
     if not images.bad:
         return LoadedData(samples, images)
@@ -115,7 +116,7 @@ def data_fingerprint(cfg: DataConfig, samples: Samples) -> str:
     """A short hex digest of what a model trained on this data sees.
 
     It changes when a file (its name within its folder, or its size), a label, a group, the
-    image size, the format or the corrections file change, and not with the spelling of
+    image size, the crop, the format or the corrections file change, and not with the spelling of
     ``data.root``, the cache folder or ``skip_bad_files``: a worker on another machine mounting
     the same data elsewhere gets the same fingerprint.
 
@@ -128,6 +129,8 @@ def data_fingerprint(cfg: DataConfig, samples: Samples) -> str:
         "image_size": list(cfg.image_size),
         "classes": list(samples.class_names),
     }
+    if cfg.crop is not None:  # absent without a crop: older studies keep their fingerprint
+        header["crop"] = list(cfg.crop)
     digest.update(json.dumps(header, sort_keys=True).encode())
     if cfg.corrections is not None:
         try:

@@ -23,12 +23,23 @@ from torch import nn
 
 from hpo.config import AugmentConfig, TrainConfig
 from hpo.exceptions import DataError, TrainingError
+from hpo.train.batchnorm import recalibrate, stale_layers, trainable_layers
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
 from hpo.train.models import build_model, head_name, set_backbone_trainable
 from hpo.train.optim import build_optimizer, build_schedule
 
-__all__ = ["EpochResult", "FitResult", "amp_dtype", "fit", "predict_proba"]
+__all__ = [
+    "BN_RECALIBRATION_IMAGES",
+    "EpochResult",
+    "FitResult",
+    "amp_dtype",
+    "fit",
+    "predict_proba",
+]
+
+BN_RECALIBRATION_IMAGES = 4096
+"""Training images whose batch statistics replace lagging batch-norm statistics."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,8 @@ class _Fit:
             self.x_val, self.y_val = _to_device(images, labels, self.val_idx, device, num_classes)
             self.y_val_np = np.asarray(labels[self.val_idx], dtype=np.int64)
 
-        self.model = build_model(cfg.model, num_classes).to(device)
+        image_size = (int(images.shape[1]), int(images.shape[2]))
+        self.model = build_model(cfg.model, num_classes, image_size).to(device)
         self.head = head_name(cfg.model.name)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -181,7 +193,7 @@ class _Fit:
         self.criterion = LOSSES.create(
             cfg.loss.name, num_classes=num_classes, class_counts=counts.tolist(), **cfg.loss.params
         ).to(device)
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.optimizer = build_optimizer(cfg.optimizer, self.model, self.head)
         batches = len(_batch_starts(len(self.y_train), cfg.batch_size))
         self.schedule = build_schedule(
             cfg.scheduler,
@@ -200,6 +212,7 @@ class _Fit:
             epoch_start = time.perf_counter()
             lr = self.schedule.lr
             train_loss = self.train_one_epoch(epoch)
+            self.settle_batch_norm()
             val_loss = None
             if self.y_val_np is not None:
                 val_loss, probs = self.evaluate()
@@ -309,6 +322,32 @@ class _Fit:
                 out, y.flip(0)
             )
             return loss
+
+    def settle_batch_norm(self) -> None:
+        """Recompute batch-norm statistics that still lag (see :mod:`hpo.train.batchnorm`) from
+        up to ``BN_RECALIBRATION_IMAGES`` training images, unaugmented, at the training batch
+        size; called after each epoch's training, so evaluation and the saved model use them."""
+        layers = trainable_layers(self.model)
+        if not stale_layers(layers):
+            return
+        n, batch_size = len(self.y_train), self.cfg.batch_size
+        picked = torch.linspace(0, n - 1, min(n, BN_RECALIBRATION_IMAGES), device=self.device)
+        picked = picked.round().long()
+
+        def batches() -> Iterator[torch.Tensor]:
+            for begin in range(0, len(picked), batch_size):
+                if len(picked) - begin < 2 < len(picked):
+                    break  # batch statistics of one image are undefined
+                yield _prepare(
+                    self.x_train[picked[begin : begin + batch_size]],
+                    augment=None,
+                    channels_last=self.channels_last,
+                )
+
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+        ):
+            recalibrate(self.model, layers, batches())
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, np.ndarray]:

@@ -1,15 +1,18 @@
-"""Model registry: torchvision classifiers and a tiny CNN, each with its head sized to the classes.
+"""Model registry: every torchvision classifier by its name, a tiny CNN; heads sized to the data.
 
-Every entry builds a randomly initialised network with ``num_classes`` outputs (torchvision
-builders with ``weights=None``: nothing is ever downloaded). Pretrained weights come only from
-a local file named in the config (``train.model.weights``), loaded by :func:`build_model`
-before training; a classifier head of another size in that file (ImageNet's 1000 classes) is
-left out and keeps its fresh initialisation.
+Every torchvision classification model (``torchvision.models.list_models``) is an entry under
+its torchvision name, whose info names its family's classifier head; hand-written entries
+remain where they add parameters (``small_cnn``, dropout, stochastic depth, ``shufflenet_v2``
+with ``size``). Pretrained weights (``train.model.weights``) are torchvision's (``imagenet`` or
+a weight name, from torch's cache: :mod:`hpo.train.weights`) or a local state-dict file; either
+way everything but the classifier head loads strictly, and the head is a fresh one sized to
+the data's classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,12 +21,23 @@ import torchvision.models as tvm
 from pydantic import Field
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torchvision.models import WeightsEnum
 
 from hpo.components import MODELS, ModelInfo
 from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
+from hpo.train.weights import check_weights, fetch, imagenet_weights, is_cached, resolve_weights
 
-__all__ = ["MODELS", "build_model", "check_weights", "head_name", "set_backbone_trainable"]
+__all__ = [
+    "MODELS",
+    "ModelSummary",
+    "build_model",
+    "build_torchvision",
+    "check_weights",
+    "head_name",
+    "list_models",
+    "set_backbone_trainable",
+]
 
 Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -66,73 +80,288 @@ def small_cnn(
     )
 
 
-def _register_plain(name: str, builder: Callable[..., nn.Module], head: str) -> None:
-    def factory(*, num_classes: int) -> nn.Module:
-        return builder(weights=None, num_classes=num_classes)
+# Where each torchvision family keeps its classifier (checked per family by the tests).
+_HEADS = {
+    "alexnet": "classifier.6",
+    "convnext": "classifier.2",
+    "densenet": "classifier",
+    "efficientnet": "classifier.1",
+    "googlenet": "fc",
+    "inception": "fc",
+    "maxvit": "classifier.5",
+    "mnasnet": "classifier.1",
+    "mobilenetv2": "classifier.1",
+    "mobilenetv3": "classifier.3",
+    "regnet": "fc",
+    "resnet": "fc",
+    "shufflenetv2": "fc",
+    "squeezenet": "classifier.1",
+    "swin_transformer": "head",
+    "vgg": "classifier.6",
+    "vision_transformer": "heads.head",
+}
+# torchvision's stated minimum (weights meta ``min_size``) is 224 for Swin, whose windows pad
+# any smaller input; what it really needs is one patch-merging step's worth.
+_MIN_SIZE = {"swin_transformer": 32}
+# MaxViT's stages partition 1/2 .. 1/32 scale maps into 7 x 7 windows: sides multiple of 224.
+_MULTIPLE = {"maxvit": 224}
 
-    factory.__doc__ = f"torchvision ``{name}``, randomly initialised."
-    MODELS.register(name, info=ModelInfo(head=head))(factory)
+
+def _family(name: str) -> str:
+    return str(tvm.get_model_builder(name).__module__).rsplit(".", 1)[-1]
 
 
-for _name in ("resnet18", "resnet34", "resnet50"):
-    _register_plain(_name, getattr(tvm, _name), "fc")
+def _torchvision_info(name: str) -> ModelInfo:
+    family = _family(name)
+    weights = tvm.get_model_weights(name).DEFAULT  # type: ignore[attr-defined,unused-ignore]
+    sized = family in ("vision_transformer", "maxvit")
+    multiple = _MULTIPLE.get(family, 1)
+    min_size = _MIN_SIZE.get(family, int(weights.meta["min_size"][0]))
+    if family == "vision_transformer":  # vit_b_16: 16-pixel patches, built for the image size
+        multiple = min_size = int(name.rsplit("_", 1)[-1])
+    return ModelInfo(
+        head=_HEADS[family],
+        torchvision=name,
+        min_size=min_size,
+        size_multiple=multiple,
+        square=family == "vision_transformer",
+        sized=sized,
+    )
 
 
-def _register_dropout(
-    name: str, builder: Callable[..., nn.Module], default: float, head: str
-) -> None:
-    def factory(*, num_classes: int, dropout: Dropout = default) -> nn.Module:
-        return builder(weights=None, num_classes=num_classes, dropout=dropout)
+def build_torchvision(
+    name: str,
+    *,
+    num_classes: int,
+    weights: WeightsEnum | None = None,
+    image_size: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """torchvision model ``name`` with a ``num_classes`` head, randomly initialised or with
+    ``weights`` (from torch's cache: :func:`hpo.train.weights.fetch` first), built for
+    ``image_size`` where the family needs it (ViT, MaxViT).
+
+    Raises:
+        ConfigError: The cached weights do not fit the model (the mismatched keys named).
+    """
+    builder: Callable[..., nn.Module] = tvm.get_model_builder(name)
+    family = _family(name)
+    if family in ("googlenet", "inception"):
+        kwargs["aux_logits"] = False  # one output; pretrained auxiliary heads are dropped
+        # What the pretrained builder sets, and every build must match (it is not in the state
+        # dict): a model trained from ImageNet weights and rebuilt for prediction is the same.
+        kwargs["transform_input"] = True
+        if weights is None:
+            kwargs["init_weights"] = True
+    size: dict[str, Any] = {}
+    if image_size is not None and family == "vision_transformer":
+        size = {"image_size": int(image_size[0])}
+    elif image_size is not None and family == "maxvit":
+        size = {"input_size": tuple(int(v) for v in image_size)}
+    if weights is None:
+        return builder(weights=None, num_classes=num_classes, **size, **kwargs)
+    try:
+        model = builder(weights=weights, **kwargs)
+        if size and size != {k: getattr(model, k, None) for k in size}:
+            model = _resized(builder, model, family, size, kwargs)
+    except RuntimeError as exc:  # load_state_dict(strict=True) names the mismatched keys
+        detail = " ".join(str(exc).split())
+        raise ConfigError(
+            f"train.model.weights: {weights.url.rsplit('/', 1)[-1]} does not fit model "
+            f"{name!r}: {detail[:400]}"
+        ) from None
+    _replace_head(model, _HEADS[family], num_classes)
+    return model
+
+
+def _resized(
+    builder: Callable[..., nn.Module],
+    pretrained: nn.Module,
+    family: str,
+    size: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> nn.Module:
+    """``pretrained`` rebuilt for another input size (ViT: position embeddings interpolated)."""
+    state = pretrained.state_dict()
+    if family == "vision_transformer":
+        from torchvision.models.vision_transformer import interpolate_embeddings
+
+        patch = int(getattr(pretrained, "patch_size", 16))
+        state = interpolate_embeddings(size["image_size"], patch, state)
+    num_classes = state[_HEADS[family] + ".weight"].shape[0]
+    model = builder(weights=None, num_classes=num_classes, **size, **kwargs)
+    model.load_state_dict(state)
+    return model
+
+
+def _replace_head(model: nn.Module, head: str, num_classes: int) -> None:
+    """Swap the classifier layer ``head`` for a fresh one with ``num_classes`` outputs."""
+    parent_name, _, attr = head.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = model.get_submodule(head)
+    new: nn.Module
+    if isinstance(old, nn.Linear):
+        if old.out_features == num_classes:
+            return
+        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    elif isinstance(old, nn.Conv2d):  # SqueezeNet's classifier is a 1x1 convolution
+        if old.out_channels == num_classes:
+            return
+        new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1)  # 1x1 in every SqueezeNet
+    else:
+        raise TypeError(f"{head}: a {type(old).__name__} is not a classifier layer")
+    new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+    if attr.isdigit() and isinstance(parent, nn.Sequential):
+        parent[int(attr)] = new
+    else:
+        setattr(parent, attr, new)
+
+
+def _register_torchvision(name: str) -> None:
+    def factory(
+        *,
+        num_classes: int,
+        weights: WeightsEnum | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> nn.Module:
+        return build_torchvision(
+            name, num_classes=num_classes, weights=weights, image_size=image_size
+        )
+
+    factory.__doc__ = f"torchvision ``{name}``."
+    MODELS.register(name, info=_torchvision_info(name))(factory)
+
+
+def _register_dropout(name: str, default: float) -> None:
+    def factory(
+        *, num_classes: int, weights: WeightsEnum | None = None, dropout: Dropout = default
+    ) -> nn.Module:
+        return build_torchvision(name, num_classes=num_classes, weights=weights, dropout=dropout)
 
     factory.__doc__ = f"torchvision ``{name}`` (dropout before the classifier)."
-    MODELS.register(name, info=ModelInfo(head=head))(factory)
+    MODELS.register(name, info=_torchvision_info(name))(factory)
 
 
-# torchvision's own dropout defaults per variant, and where each family keeps its classifier.
-for _name, _dropout, _head in (
-    ("efficientnet_b0", 0.2, "classifier.1"),
-    ("efficientnet_b1", 0.2, "classifier.1"),
-    ("efficientnet_b2", 0.3, "classifier.1"),
-    ("efficientnet_b3", 0.3, "classifier.1"),
-    ("mobilenet_v3_small", 0.2, "classifier.3"),
-    ("mobilenet_v3_large", 0.2, "classifier.3"),
-):
-    _register_dropout(_name, getattr(tvm, _name), _dropout, _head)
+# Hand-written entries only where they add parameters: torchvision's own dropout defaults.
+_DROPOUT = {
+    "efficientnet_b0": 0.2,
+    "efficientnet_b1": 0.2,
+    "efficientnet_b2": 0.3,
+    "efficientnet_b3": 0.3,
+    "mobilenet_v3_small": 0.2,
+    "mobilenet_v3_large": 0.2,
+}
+for _name, _dropout in _DROPOUT.items():
+    _register_dropout(_name, _dropout)
+
+
+@MODELS.register("convnext_tiny", info=_torchvision_info("convnext_tiny"))
+def convnext_tiny(
+    *,
+    num_classes: int,
+    weights: WeightsEnum | None = None,
+    stochastic_depth_prob: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1,
+) -> nn.Module:
+    """torchvision ``convnext_tiny`` with its stochastic depth."""
+    return build_torchvision(
+        "convnext_tiny",
+        num_classes=num_classes,
+        weights=weights,
+        stochastic_depth_prob=stochastic_depth_prob,
+    )
 
 
 @MODELS.register("shufflenet_v2", info=ModelInfo(head="fc"))
 def shufflenet_v2(
     *, num_classes: int, size: Literal["x0_5", "x1_0", "x1_5", "x2_0"] = "x1_0"
 ) -> nn.Module:
-    """torchvision ``shufflenet_v2_<size>``."""
-    builder: Callable[..., nn.Module] = getattr(tvm, f"shufflenet_v2_{size}")
-    return builder(weights=None, num_classes=num_classes)
+    """torchvision ``shufflenet_v2_<size>``, randomly initialised (its ImageNet weights come
+    with the torchvision names, ``shufflenet_v2_x1_0`` and so on)."""
+    return build_torchvision(f"shufflenet_v2_{size}", num_classes=num_classes)
 
 
-@MODELS.register("convnext_tiny", info=ModelInfo(head="classifier.2"))
-def convnext_tiny(
-    *, num_classes: int, stochastic_depth_prob: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-) -> nn.Module:
-    """torchvision ``convnext_tiny``."""
-    return tvm.convnext_tiny(
-        weights=None, num_classes=num_classes, stochastic_depth_prob=stochastic_depth_prob
-    )
+# Every other torchvision classification model, by its torchvision name.
+for _name in tvm.list_models(module=tvm):
+    if _name not in MODELS and _family(_name) in _HEADS:
+        _register_torchvision(_name)
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def build_model(spec: ModelSpec, num_classes: int) -> nn.Module:
-    """Build ``spec``'s network with ``num_classes`` outputs, loading its local weights if any.
+def build_model(
+    spec: ModelSpec, num_classes: int, image_size: tuple[int, int] | None = None
+) -> nn.Module:
+    """Build ``spec``'s network with ``num_classes`` outputs, with its pretrained weights if any.
+
+    torchvision weights (``imagenet`` or a weight name) load strictly except the classifier
+    head, which is replaced by one sized to ``num_classes``; a local file loads the same way.
+
+    Args:
+        spec: The model settings.
+        num_classes: Outputs of the head.
+        image_size: ``(height, width)`` of the inputs; models built for a size (ViT, MaxViT)
+            need it (the models' default size otherwise).
 
     Raises:
-        ConfigError: The weights file is missing, unreadable or does not fit the model.
+        ConfigError: The weights are missing, unreadable, not downloadable, or do not fit.
     """
-    check_weights(spec)
-    model = MODELS.create(spec.name, num_classes=num_classes, **spec.params)
-    if spec.weights is not None:
-        _load_weights(model, Path(spec.weights), spec.name, head_name(spec.name))
+    resolved = resolve_weights(spec)
+    if isinstance(resolved, Path):
+        check_weights(spec)
+    elif resolved is not None:
+        fetch(resolved)
+    info = MODELS.info(spec.name)
+    runtime: dict[str, Any] = {}
+    if resolved is not None and not isinstance(resolved, Path):
+        runtime["weights"] = resolved
+    if info.sized and image_size is not None:
+        runtime["image_size"] = tuple(image_size)
+    model = MODELS.create(spec.name, num_classes=num_classes, **runtime, **spec.params)
+    if isinstance(resolved, Path):
+        _load_weights(model, resolved, spec.name, info.head)
     return model
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered model as ``hpo models`` lists it.
+
+    Attributes:
+        name: The registered name.
+        params: Parameters (torchvision's count, with its 1000-class ImageNet head).
+        weights: The torchvision weights ``imagenet`` loads (``IMAGENET1K_V1``), or None.
+        cached: Whether those weights are in torch's cache.
+        min_size: Smallest image side it accepts.
+    """
+
+    name: str
+    params: int
+    weights: str | None
+    cached: bool
+    min_size: int
+
+
+def list_models() -> list[ModelSummary]:
+    """Every registered model, with its size and whether its ImageNet weights are cached."""
+    out = []
+    for name in MODELS.names():
+        info = MODELS.info(name)
+        if info.torchvision is None:
+            count = sum(p.numel() for p in MODELS.create(name, num_classes=1000).parameters())
+            out.append(ModelSummary(name, count, None, False, info.min_size))
+            continue
+        weights = imagenet_weights(name)
+        out.append(
+            ModelSummary(
+                name,
+                int(weights.meta["num_params"]),
+                weights.name,
+                is_cached(weights),
+                info.min_size,
+            )
+        )
+    return out
 
 
 def head_name(model_name: str) -> str:
@@ -153,15 +382,6 @@ def set_backbone_trainable(model: nn.Module, head: str, trainable: bool) -> None
             param.requires_grad_(trainable)
         if not trainable and isinstance(module, _BatchNorm):
             module.eval()
-
-
-def check_weights(spec: ModelSpec) -> None:
-    """Raise ConfigError now if ``spec.weights`` names a file that does not exist."""
-    if spec.weights is not None and not Path(spec.weights).is_file():
-        raise ConfigError(
-            f"train.model.weights: {spec.weights}: file not found (pretrained weights are read "
-            f"from a local file only; nothing is downloaded)"
-        )
 
 
 def _load_weights(model: nn.Module, path: Path, name: str, head: str) -> None:

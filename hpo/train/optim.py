@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
+from torch import nn
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     LinearLR,
@@ -36,6 +37,7 @@ __all__ = [
     "Schedule",
     "build_optimizer",
     "build_schedule",
+    "param_groups",
 ]
 
 LearningRate = Annotated[float, Field(gt=0.0)]
@@ -270,8 +272,37 @@ class Schedule:
             self._scheduler.step()
 
 
-def build_optimizer(spec: OptimizerSpec, params: Iterable[Any]) -> torch.optim.Optimizer:
-    """The optimizer named in ``spec`` over ``params``."""
+def param_groups(
+    model: nn.Module, head: str, lr: float, backbone_lr_mult: float = 1.0
+) -> list[dict[str, Any]]:
+    """``model``'s parameters as optimizer groups: the classifier ``head`` at ``lr``, the rest
+    (the backbone) at ``lr * backbone_lr_mult``; one group when the multiplier is 1."""
+    if backbone_lr_mult == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    prefix = head + "."
+    own: list[nn.Parameter] = []
+    backbone: list[nn.Parameter] = []
+    for name, param in model.named_parameters():
+        (own if name.startswith(prefix) else backbone).append(param)
+    groups = [{"params": own, "lr": lr, "name": "head"}]
+    if backbone:
+        groups.append({"params": backbone, "lr": lr * backbone_lr_mult, "name": "backbone"})
+    return groups
+
+
+def build_optimizer(
+    spec: OptimizerSpec, model: nn.Module | Iterable[Any], head: str | None = None
+) -> torch.optim.Optimizer:
+    """The optimizer named in ``spec`` over ``model``'s parameters, the backbone (all but
+    ``head``) at ``spec.backbone_lr_mult`` times the learning rate; plain parameters or groups
+    are also accepted (no multiplier then)."""
+    if isinstance(model, nn.Module):
+        lr = float(spec.params["lr"])
+        params: Iterable[Any] = param_groups(
+            model, head or "", lr, spec.backbone_lr_mult if head else 1.0
+        )
+    else:
+        params = model
     return OPTIMIZERS.create(spec.name, params=params, **spec.params)
 
 

@@ -224,7 +224,7 @@ def load_models(info: RunInfo, device: torch.device) -> list[nn.Module]:
     channels_last = info.config.train.channels_last and device.type == "cuda"
     models = []
     for path in info.model_paths:
-        model = build_model(spec, info.num_classes)
+        model = build_model(spec, info.num_classes, info.config.data.image_size)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)

@@ -1,0 +1,70 @@
+"""studies/mask-clf-gpu.yaml: valid as shipped, and one tiny trial on CPU with a small model."""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from hpo.study import load_study_spec
+
+CliRun = Callable[..., tuple[int, str, str]]
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "mask-clf-gpu.yaml"
+
+
+def test_the_gpu_study_is_valid_as_shipped() -> None:
+    from hpo.space import parse_space
+
+    spec = load_study_spec(STUDY)
+    base = spec.base_config()
+    assert base.train.model.weights == "imagenet"
+    assert base.data.crop is not None
+    space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(STUDY))
+    models = {c.train.model.name for c in space.extreme_configs(spec.fixed_dict(), "s")}
+    assert {"efficientnet_b0", "resnet34", "convnext_tiny", "swin_t"} <= models
+
+
+def test_one_tiny_trial_on_cpu(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    weights = tvm.MobileNet_V3_Small_Weights.DEFAULT
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
+    cached.parent.mkdir(parents=True)
+    torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), cached)
+    code, _, err = run_cli(
+        "run",
+        "--study",
+        "mask-clf-gpu",
+        "--config",
+        STUDY,
+        "--n-trials",
+        1,
+        "--quiet",
+        "--storage",
+        f"sqlite:///{tmp_path / 'gpu.db'}",
+        "--set",
+        f"data.root={demo_data}",
+        "--set",
+        "data.image_size=[32,24]",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "train.model={name: mobilenet_v3_small, weights: imagenet}",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.kfold.n_splits=3",
+    )
+    assert code == 0, err

@@ -1,0 +1,258 @@
+"""torchvision backbones: every family's head, ImageNet weights from torch's cache (never the
+network), the offline error, batch-norm statistics at evaluation, the backbone multiplier."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from hpo.config import ModelSpec, OptimizerSpec, SchedulerSpec, train_config_from_dict
+from hpo.exceptions import ConfigError
+from hpo.train import weights as weights_mod
+from hpo.train.batchnorm import recalibrate, stale_layers, trainable_layers
+from hpo.train.models import MODELS, build_model, head_name
+from hpo.train.optim import build_optimizer, build_schedule
+from hpo.train.weights import cache_path, check_weights, imagenet_weights
+
+from .helpers import MakeConfig, learnable_data
+
+CPU = torch.device("cpu")
+
+# One representative per torchvision family, at the smallest input it accepts.
+FAMILIES = {
+    "alexnet": (64, 64),
+    "convnext_tiny": (32, 32),
+    "densenet121": (32, 32),
+    "efficientnet_b0": (32, 32),
+    "googlenet": (32, 32),
+    "inception_v3": (80, 80),
+    "maxvit_t": (224, 224),
+    "mnasnet0_5": (32, 32),
+    "mobilenet_v2": (32, 32),
+    "mobilenet_v3_small": (32, 32),
+    "regnet_x_400mf": (32, 32),
+    "resnet18": (32, 32),
+    "shufflenet_v2_x0_5": (32, 32),
+    "squeezenet1_1": (32, 32),
+    "swin_t": (32, 32),
+    "vgg11": (32, 32),
+    "vit_b_32": (32, 32),
+}
+SLOW = {"maxvit_t", "vgg11", "alexnet", "inception_v3"}
+
+
+def test_every_torchvision_classifier_is_registered_by_its_name() -> None:
+    names = set(MODELS.names())
+    for name in tvm.list_models(module=tvm):
+        assert name in names, name
+        assert MODELS.info(name).torchvision == name
+    families = {str(tvm.get_model_builder(n).__module__).rsplit(".", 1)[-1] for n in FAMILIES}
+    every = {
+        str(tvm.get_model_builder(n).__module__).rsplit(".", 1)[-1]
+        for n in names - {"small_cnn", "shufflenet_v2"}
+    }
+    assert every == families  # the parametrization below covers every family
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in FAMILIES]
+)
+def test_each_family_has_its_head_replaced_and_trains_one_batch(name: str) -> None:
+    size = FAMILIES[name]
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(name=name), num_classes=5, image_size=size)
+    head = model.get_submodule(head_name(name))
+    assert isinstance(head, nn.Linear | nn.Conv2d)
+    assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 5
+    model.train()
+    out = model(torch.randn(2, 3, *size))
+    assert out.shape == (2, 5)
+    out.sum().backward()
+    assert head.weight.grad is not None and torch.isfinite(head.weight.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "fragment"),
+    [
+        ("vit_b_16", [64, 48], "square"),
+        ("vit_b_16", [40, 40], "multiple of 16"),
+        ("alexnet", [32, 32], "at least 63"),
+        ("maxvit_t", [256, 192], "multiple of 224"),
+    ],
+)
+def test_image_sizes_a_model_cannot_take_are_refused(
+    model: str, size: list[int], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        train_config_from_dict({"data": {"image_size": size}, "train": {"model": model}}, "c.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet weights from a temporary TORCH_HOME
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return home
+
+
+def place_weights(name: str, state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a state dict of the right shapes where torchvision expects ``name``'s weights."""
+    weights = imagenet_weights(name)
+    if state is None:
+        torch.manual_seed(1)
+        state = tvm.get_model_builder(name)(weights=None).state_dict()
+    path = cache_path(weights)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_imagenet_weights_load_from_torch_cache_with_a_fresh_head(torch_home: Path) -> None:
+    path = place_weights("resnet18")
+    assert path == torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    saved = torch.load(path, weights_only=True)
+    model = build_model(ModelSpec(name="resnet18", weights="imagenet"), num_classes=7)
+    for key, value in model.state_dict().items():
+        if key.startswith("fc."):
+            assert value.shape[0] == 7
+        else:
+            assert torch.equal(value, saved[key]), key
+    # A weight name of the model works too; another is refused with the known ones.
+    build_model(ModelSpec(name="resnet18", weights="IMAGENET1K_V1"), num_classes=7)
+    with pytest.raises(ConfigError, match="known: imagenet, IMAGENET1K_V1"):
+        check_weights(ModelSpec(name="resnet18", weights="IMAGENET1K_V9"))
+
+
+def test_weights_that_do_not_fit_name_the_keys(torch_home: Path) -> None:
+    state = tvm.resnet18(weights=None).state_dict()
+    del state["layer1.0.conv1.weight"]
+    place_weights("resnet18", state)
+    with pytest.raises(
+        ConfigError, match=r"does not fit model 'resnet18'.*layer1\.0\.conv1\.weight"
+    ):
+        build_model(ModelSpec(name="resnet18", weights="imagenet"), num_classes=7)
+
+
+def test_offline_with_nothing_cached_names_the_url_and_the_path(torch_home: Path) -> None:
+    weights = imagenet_weights("efficientnet_b0")
+    with pytest.raises(ConfigError) as info:
+        check_weights(ModelSpec(name="efficientnet_b0", weights="imagenet"))
+    message = str(info.value)
+    assert weights.url in message
+    assert str(torch_home / "hub" / "checkpoints" / Path(weights.url).name) in message
+    assert "\n" not in message
+
+
+def test_cached_weights_are_never_downloaded(torch_home: Path) -> None:
+    place_weights("mobilenet_v3_small")  # download_url_to_file raises: it must not be called
+    check_weights(ModelSpec(name="mobilenet_v3_small", weights="imagenet"))
+    assert weights_mod.download(["mobilenet_v3_small"]) == [
+        cache_path(imagenet_weights("mobilenet_v3_small"))
+    ]
+
+
+def test_models_without_torchvision_weights_refuse_imagenet() -> None:
+    with pytest.raises(ConfigError, match="no torchvision weights"):
+        train_config_from_dict(
+            {"train": {"model": {"name": "small_cnn", "weights": "imagenet"}}}, "c"
+        )
+
+
+def test_cli_models_lists_and_download_fails_in_one_line(
+    torch_home: Path, run_cli: object
+) -> None:
+    place_weights("resnet18")
+    code, out, _ = run_cli("models")  # type: ignore[operator]
+    assert code == 0
+    row = next(line for line in out.splitlines() if " resnet18 " in line)
+    assert "11.7M" in row and "yes" in row
+    code, _, err = run_cli("models", "download", "resnet34")  # type: ignore[operator]
+    assert code == 2
+    assert err.strip().startswith("error: ") and err.strip().count("\n") == 0
+    assert "resnet34-" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch norm at evaluation
+
+
+def test_stale_statistics_are_detected_and_recomputed() -> None:
+    model = tvm.mobilenet_v3_small(weights=None, num_classes=3)
+    model.train()
+    layers = trainable_layers(model)
+    assert stale_layers(layers) == layers  # momentum 0.01, nothing seen yet
+    x = torch.randn(8, 3, 32, 32) * 3 + 2
+    recalibrate(model, layers, [x[:4], x[4:]])
+    assert not model.training
+    first = layers[0]
+    assert first.momentum == 0.01
+    with torch.no_grad():
+        stem = model.features[0][0](x)
+    assert torch.allclose(first.running_mean, stem.mean((0, 2, 3)), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mobilenet_v3_small",  # momentum 0.01: one class before statistics were recomputed
+        "mnasnet0_5",  # momentum 0.0003
+        pytest.param("efficientnet_b0", marks=pytest.mark.slow),
+        pytest.param("resnet18", marks=pytest.mark.slow),
+    ],
+)
+def test_a_short_fit_predicts_more_than_one_class(name: str, make_config: MakeConfig) -> None:
+    from hpo.train import fit
+
+    images, labels = learnable_data(n=60, size=32)
+    idx = np.arange(60)
+    config = make_config(
+        **{
+            "data.image_size": [32, 32],
+            "train.model": {"name": name},
+            "train.epochs": 3,
+            "train.batch_size": 20,
+            "train.optimizer.lr": 0.003,
+            "train.augment.crop_scale": 1.0,
+        }
+    )
+    result = fit(config, images, labels, idx, idx, device=CPU, num_classes=3)
+    assert result.val_pred is not None
+    assert len(set(result.val_pred.tolist())) > 1, result.metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Backbone learning-rate multiplier
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("scheduler", ["onecycle", "warmup_cosine", "cosine"])
+def test_the_backbone_trains_at_a_fraction_of_the_rate(optimizer: str, scheduler: str) -> None:
+    model = MODELS.create("small_cnn", num_classes=3, width=4)
+    spec = OptimizerSpec(name=optimizer, lr=0.01, backbone_lr_mult=0.1)
+    opt = build_optimizer(spec, model, head_name("small_cnn"))
+    head, backbone = opt.param_groups
+    assert {id(p) for p in head["params"]} == {id(p) for p in model[-1].parameters()}
+    assert len(head["params"]) + len(backbone["params"]) == len(list(model.parameters()))
+    schedule = build_schedule(SchedulerSpec(name=scheduler), opt, epochs=2, steps_per_epoch=5)
+    peak = [0.0, 0.0]
+    for _ in range(10):
+        opt.step()
+        schedule.batch_end()
+        schedule.epoch_end(0.5)
+        peak = [max(peak[i], opt.param_groups[i]["lr"]) for i in (0, 1)]
+        assert opt.param_groups[1]["lr"] == pytest.approx(opt.param_groups[0]["lr"] * 0.1)
+    assert peak[0] <= 0.01 + 1e-12
