@@ -74,9 +74,11 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        # Interrupted (hpo.cli._signals) carries the signal: 130 for SIGINT, 143 for SIGTERM.
+        signame = getattr(exc, "signame", "SIGINT")
+        click.echo("interrupted" if signame == "SIGINT" else f"stopped by {signame}", err=True)
+        sys.exit(getattr(exc, "exit_code", 130))
     except Exception as exc:
         if debug:
             raise
