@@ -161,8 +161,9 @@ def test_bad_worker_flags_are_one_error_line(
 
 @pytest.mark.slow
 def test_two_cpu_workers_finish_the_exact_total_side_by_side(
-    tmp_path: Path, demo_data: Path, run_cli: CliRun
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="hpo")
     study_file = write_study(tmp_path, demo_data, epochs=6)
     code, _, err = run_cli(
         "run", "--study", "tiny", "--config", study_file, "--n-trials", "4", "--workers", "2",
@@ -188,9 +189,10 @@ def test_two_cpu_workers_finish_the_exact_total_side_by_side(
         if a.datetime_complete and b.datetime_complete and a.datetime_start and b.datetime_start
     )
     # Prefixed lines per worker, the trial line shows the worker; the data decoded once.
-    assert "w1 cpu | started" in err and "w2 cpu | started" in err
-    assert f":{first[0].user_attrs['worker']['pid']} cpu]" in err
-    assert err.count("decoding 168 images") <= 1
+    log = caplog.text
+    assert "w1 cpu | started" in log and "w2 cpu | started" in log
+    assert f":{first[0].user_attrs['worker']['pid']} cpu]" in log
+    assert log.count("decoding 168 images") <= 1
 
 
 @pytest.mark.slow
