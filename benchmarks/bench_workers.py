@@ -117,9 +117,19 @@ def main() -> None:
             _emit(rows, "sleep")
         if not args.skip_demo:
             data = tmp / "mask"
+            profiles = "40" if args.quick else "150"
             subprocess.run(
-                [sys.executable, "-m", "hpo", "data", "synth", "--out", str(data), "--profiles"]
-                + ["40" if args.quick else "150"],
+                [
+                    sys.executable,
+                    "-m",
+                    "hpo",
+                    "data",
+                    "synth",
+                    "--out",
+                    str(data),
+                    "--profiles",
+                    profiles,
+                ],
                 check=True,
                 capture_output=True,
             )
