@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "HPOError", "StorageError", "TrainingError"]
+import signal
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "HPOError",
+    "Interrupted",
+    "StorageError",
+    "TrainingError",
+]
 
 
 class HPOError(Exception):
@@ -27,3 +36,34 @@ class StorageError(HPOError):
 
 class TrainingError(HPOError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM asked the process to stop.
+
+    A ``KeyboardInterrupt``, so everything that already stops cleanly on Ctrl-C (Optuna marking
+    the running trial failed, the objective recording why) does the same for SIGTERM.
+
+    Attributes:
+        signum: The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def signame(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def reason(self) -> str:
+        """What a trial stopped by this signal records as its ``fail_reason``."""
+        if self.signum == signal.SIGINT:
+            return "interrupted (Ctrl-C)"
+        return f"interrupted ({self.signame})"
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum

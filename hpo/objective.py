@@ -12,6 +12,8 @@ list per fold run, each a list of ``EpochResult.to_dict()``.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +79,13 @@ class Objective:
         device: Where trials train.
         per_fold_pruning: Report once per fold (Wilcoxon) instead of once per epoch.
         data_loader: ``DataConfig -> LoadedData`` (``hpo.data.load_training_data``).
+
+    Attributes:
+        worker: ``{"host", "pid", "device"}`` of this process, recorded in every trial's user
+            attribute ``worker`` when it starts (a supervisor finds a dead worker's trial by it).
+        on_event: Called with ``{"event": "trial_start", "trial": N}`` and, after every epoch,
+            ``{"event": "epoch", "trial": N, "fold": F, "epoch": E, "f1": X}`` (JSON-ready: a
+            supervised worker forwards them to its parent's live view).
     """
 
     def __init__(
@@ -95,6 +104,12 @@ class Objective:
         self._load = data_loader or load_training_data
         self._data: dict[tuple[Any, ...], LoadedData] = {}
         self._splits: dict[tuple[Any, ...], list[Split]] = {}
+        self.worker: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": str(device),
+        }
+        self.on_event: Callable[[dict[str, Any]], None] | None = None
 
     def data(self, cfg: DataConfig) -> LoadedData:
         key = _data_key(cfg)
@@ -106,6 +121,9 @@ class Objective:
         started = time.perf_counter()
         summary = TrialSummary()
         try:
+            trial.set_user_attr("worker", self.worker)
+            if self.on_event is not None:
+                self.on_event({"event": "trial_start", "trial": trial.number})
             config = trial_config(self.spec, self.space, trial)
             trial.set_user_attr("config", config.to_dict())
             return self._run(trial, config, summary)
@@ -114,8 +132,9 @@ class Objective:
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        except KeyboardInterrupt as exc:
+            # hpo.exceptions.Interrupted (SIGINT or SIGTERM) says which; a bare one is Ctrl-C.
+            trial.set_user_attr("fail_reason", getattr(exc, "reason", "interrupted (Ctrl-C)"))
             raise
         finally:
             self._record(trial, summary, started)
@@ -141,6 +160,17 @@ class Objective:
             if result.epoch == 1:
                 summary.history.append([])
             summary.history[-1].append(result.to_dict())
+            if self.on_event is not None:
+                f1 = None if result.macro_f1 is None else float(result.macro_f1)
+                self.on_event(
+                    {
+                        "event": "epoch",
+                        "trial": trial.number,
+                        "fold": fold or 0,
+                        "epoch": result.epoch,
+                        "f1": f1,
+                    }
+                )
             if self.per_fold_pruning:
                 return
             # Pruner steps count from 0; epochs (as people read them) from 1.

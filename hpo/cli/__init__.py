@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (our Interrupted too) into Abort: keep its signal.
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -75,9 +78,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except Exception as exc:
         if debug:
             raise
@@ -86,3 +88,10 @@ def main(argv: list[str] | None = None) -> Any:
             err=True,
         )
         sys.exit(1)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    # Interrupted (hpo.cli._signals) carries the signal: 130 for SIGINT, 143 for SIGTERM.
+    signame = getattr(exc, "signame", "SIGINT")
+    click.echo("interrupted" if signame == "SIGINT" else f"stopped by {signame}", err=True)
+    sys.exit(getattr(exc, "exit_code", 130))

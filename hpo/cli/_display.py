@@ -59,7 +59,18 @@ def format_trial(trial: FrozenTrial) -> str:
     else:
         reason = escape(str(trial.user_attrs.get("fail_reason", "")))
         outcome = f"[red]{trial.state.name.lower()}[/] {reason}"
-    return f"trial {trial.number:>3}  {outcome}  [dim]{format_params(trial.params)}[/]  {took}"
+    return (
+        f"trial {trial.number:>3}  {outcome}  [dim]{format_params(trial.params)}[/]  {took}"
+        f"{_worker(trial.user_attrs.get('worker'))}"
+    )
+
+
+def _worker(worker: Any) -> str:
+    """``  [host:pid cuda:0]``: which worker ran the trial (recorded when it started)."""
+    if not isinstance(worker, dict):
+        return ""
+    where = f"{worker.get('host', '?')}:{worker.get('pid', '?')} {worker.get('device', '?')}"
+    return f"  [dim]{escape(f'[{where}]')}[/]"
 
 
 def trial_table(trials: list[FrozenTrial], *, title: str) -> Table:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import optuna
@@ -16,8 +21,12 @@ from rich.table import Table
 from hpo.cli._console import make_console
 from hpo.cli._display import format_params, format_trial, next_step
 from hpo.cli._options import device_option, set_option, storage_option
+from hpo.cli._signals import stop_on_signals
 from hpo.exceptions import ConfigError
 from hpo.study import finished_count, state_counts
+
+if TYPE_CHECKING:
+    from hpo.supervise import WorkerPlan
 
 _log = logging.getLogger("hpo")
 
@@ -61,6 +70,34 @@ _log = logging.getLogger("hpo")
     default=None,
     help="Write TensorBoard runs of the trials here (same as --set study.tensorboard=DIR).",
 )
+@click.option(
+    "--devices",
+    default=None,
+    metavar="all|cuda:K,...",
+    help="Start one supervised worker process per listed GPU (all: every GPU of the machine).",
+)
+@click.option(
+    "--workers-per-device",
+    type=int,
+    default=None,
+    metavar="M",
+    help="Worker processes per device of --devices (default 1).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Start N supervised CPU worker processes, dividing the cores among them.",
+)
+@click.option(
+    "--restart-dead",
+    is_flag=True,
+    help="With --devices/--workers: start a worker again when it is killed or crashes.",
+)
+# A supervised worker: the parent's pid, so the child stops when its parent is gone.
+@click.option("--worker-of", type=int, default=None, hidden=True)
+@click.option("--threads", type=int, default=None, hidden=True)
 def run(
     name: str,
     config: Path | None,
@@ -73,12 +110,65 @@ def run(
     quiet: bool,
     dry_run: bool,
     tensorboard: Path | None,
+    devices: str | None,
+    workers_per_device: int | None,
+    workers: int | None,
+    restart_dead: bool,
+    worker_of: int | None,
+    threads: int | None,
 ) -> None:
     """Run trials of study NAME until it holds --n-trials finished trials.
 
     One of --n-trials or --timeout is required (both: whichever comes first).
+
+    Without --devices or --workers this process is one worker of the study. With them it
+    starts and supervises one worker process per device slot (exit 0 when the study reached
+    its total, 1 when workers died before it did, 130 on SIGINT, 143 on SIGTERM).
     """
-    from hpo.train import resolve_device
+    with stop_on_signals():
+        _run(
+            name,
+            config=config,
+            n_trials=n_trials,
+            timeout=timeout,
+            storage=storage,
+            device=device,
+            overrides=overrides,
+            allow_mismatch=allow_mismatch,
+            quiet=quiet,
+            dry_run=dry_run,
+            tensorboard=tensorboard,
+            devices=devices,
+            workers_per_device=workers_per_device,
+            workers=workers,
+            restart_dead=restart_dead,
+            worker_of=worker_of,
+            threads=threads,
+        )
+
+
+def _run(
+    name: str,
+    *,
+    config: Path | None,
+    n_trials: int | None,
+    timeout: float | None,
+    storage: str | None,
+    device: str,
+    overrides: tuple[str, ...],
+    allow_mismatch: bool,
+    quiet: bool,
+    dry_run: bool,
+    tensorboard: Path | None,
+    devices: str | None,
+    workers_per_device: int | None,
+    workers: int | None,
+    restart_dead: bool,
+    worker_of: int | None,
+    threads: int | None,
+) -> None:
+    from hpo.supervise import plan_workers
+    from hpo.train import resolve_device, set_threads
     from hpo.tune import prepare_session
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -95,7 +185,36 @@ def run(
 
         require_tensorboard()  # before the data is loaded
         overrides = (*overrides, f"study.tensorboard={tensorboard}")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    plans = plan_workers(devices=devices, workers_per_device=workers_per_device, workers=workers)
+    if plans is not None:
+        _supervise(
+            name,
+            plans,
+            config=config,
+            n_trials=n_trials,
+            timeout=timeout,
+            storage=storage,
+            overrides=overrides,
+            allow_mismatch=allow_mismatch,
+            quiet=quiet,
+            restart_dead=restart_dead,
+        )
+        return
+    if threads is not None:
+        set_threads(threads)
+    if worker_of is not None:
+        _supervised_worker(
+            name,
+            parent=worker_of,
+            config=config,
+            n_trials=n_trials,
+            timeout=timeout,
+            storage=storage,
+            device=device,
+            overrides=overrides,
+            allow_mismatch=allow_mismatch,
+        )
+        return
     console = make_console(stderr=True)
     torch_device = resolve_device(device)
     session = prepare_session(
@@ -175,6 +294,155 @@ def run(
             console.print(escape(hint))
 
 
+def _supervised_worker(
+    name: str,
+    *,
+    parent: int,
+    config: Path | None,
+    n_trials: int | None,
+    timeout: float | None,
+    storage: str | None,
+    device: str,
+    overrides: tuple[str, ...],
+    allow_mismatch: bool,
+) -> None:
+    """One worker started by ``_supervise``: JSON events on stdout, nothing else printed."""
+    from hpo.supervise import watch_parent
+    from hpo.train import resolve_device
+    from hpo.tune import prepare_session
+
+    watch_parent(parent)
+
+    def emit(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    session = prepare_session(
+        name,
+        config=config,
+        overrides=overrides,
+        storage=storage,
+        device=resolve_device(device),
+        allow_mismatch=allow_mismatch,
+    )
+    session.objective.on_event = emit
+    emit({"event": "ready", **session.objective.worker})
+
+    def on_end(trial: FrozenTrial) -> None:
+        emit(
+            {
+                "event": "trial_end",
+                "trial": trial.number,
+                "state": trial.state.name,
+                "line": format_trial(trial),
+            }
+        )
+
+    result = session.run(
+        n_trials=n_trials,
+        timeout=timeout,
+        on_trial_end=on_end,
+        on_wait=lambda running: emit({"event": "wait", "running": running}),
+    )
+    emit({"event": "done", "ran": len(result.ran), "stopped_by": result.stopped_by})
+    if result.stopped_by == "failures":
+        raise ConfigError(
+            f"stopped after {session.spec.study.max_consecutive_failures} failed trials in a row; "
+            f"last reason: {_last_failure(session.study)}"
+        )
+
+
+def _supervise(
+    name: str,
+    plans: list[WorkerPlan],
+    *,
+    config: Path | None,
+    n_trials: int | None,
+    timeout: float | None,
+    storage: str | None,
+    overrides: tuple[str, ...],
+    allow_mismatch: bool,
+    quiet: bool,
+    restart_dead: bool,
+) -> None:
+    """Start, watch and stop one worker process per plan; exit 1 if the total was not reached."""
+    import torch
+
+    from hpo.cli._live import WorkerView
+    from hpo.supervise import Supervisor, describe_exit
+    from hpo.tune import prepare_session
+
+    console = make_console(stderr=True)
+    # Everything a user can get wrong fails here, once, before any worker starts; the data is
+    # decoded into the machine's shared cache once, and the workers open it warm.
+    session = prepare_session(
+        name,
+        config=config,
+        overrides=overrides,
+        storage=storage,
+        device=torch.device("cpu"),
+        allow_mismatch=allow_mismatch,
+        progress=not quiet,
+    )
+    session.objective.data(session.spec.base_config().data)
+    study = session.study
+    devices = list(dict.fromkeys(p.device for p in plans))
+    slots = ", ".join(f"{sum(p.device == d for p in plans)} x {d}" for d in devices)
+    console.print(
+        f"study [bold]{escape(name)}[/] | storage {escape(session.masked_storage)} | {len(plans)} "
+        f"workers: {slots}, {plans[0].threads} CPU thread(s) each | "
+        f"{len(session.space.params)} parameters searched",
+        highlight=False,
+    )
+    started = time.monotonic()
+    parent = os.getpid()
+
+    def command(plan: WorkerPlan) -> list[str]:
+        argv = [sys.executable, "-m", "hpo", "run", "--study", name, "--quiet"]
+        argv += ["--device", plan.device, "--threads", str(plan.threads)]
+        argv += ["--worker-of", str(parent)]
+        if config is not None:
+            argv += ["--config", str(config)]
+        if n_trials is not None:
+            argv += ["--n-trials", str(n_trials)]
+        if timeout is not None:
+            argv += ["--timeout", str(max(0.0, timeout - (time.monotonic() - started)))]
+        for override in overrides:
+            argv += ["--set", override]
+        if allow_mismatch:
+            argv.append("--allow-mismatch")
+        return argv
+
+    # The resolved URL travels in the environment, never on a command line `ps` shows.
+    env = {**os.environ, "HPO_STORAGE": session.storage_url}
+    # Off a terminal (nohup, docker logs, CI) a log gets prefixed lines, never a live view.
+    view = WorkerView(
+        plans,
+        study=study,
+        n_trials=n_trials,
+        console=console,
+        quiet=quiet or not console.is_terminal,
+    )
+    supervisor = Supervisor(
+        plans,
+        command=command,
+        on_event=view.handle,
+        env=env,
+        study=study,
+        restart_dead=restart_dead,
+    )
+    with view:
+        result = supervisor.run()
+    _summary(console, study, ran=result.trials_ended, ran_label="these workers ran")
+    dead = {w: c for w, c in result.exit_codes.items() if c != 0}
+    reached = finished_count(study) >= n_trials if n_trials is not None else not dead
+    if not reached:
+        exits = ", ".join(f"{w} {describe_exit(c)}" for w, c in dead.items())
+        total = f"{finished_count(study)} of {n_trials} finished trials" if n_trials else ""
+        _log.error("error: the study did not reach its total (%s); workers: %s", total, exits)
+        raise click.exceptions.Exit(1)
+
+
 def _dry_run(
     name: str, *, config: Path | None, overrides: tuple[str, ...], storage: str | None
 ) -> None:
@@ -215,12 +483,14 @@ def _last_failure(study: optuna.Study) -> str:
     return "unknown"
 
 
-def _summary(console: Console, study: optuna.Study, *, ran: int) -> None:
+def _summary(
+    console: Console, study: optuna.Study, *, ran: int, ran_label: str = "this worker ran"
+) -> None:
     counts = state_counts(study)
     table = Table(
         title=f"study {escape(study.study_name)}", title_justify="left", show_header=False
     )
-    table.add_row("this worker ran", str(ran))
+    table.add_row(ran_label, str(ran))
     table.add_row("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     try:
         best = study.best_trial

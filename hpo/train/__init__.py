@@ -11,7 +11,7 @@ from hpo.train.crossval import (
     cross_validate,
     make_splits,
 )
-from hpo.train.device import configure_backends, resolve_device, seed_everything
+from hpo.train.device import configure_backends, resolve_device, seed_everything, set_threads
 from hpo.train.loop import EpochResult, FitResult, fit, predict_proba
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
@@ -40,4 +40,5 @@ __all__ = [
     "predict_proba",
     "resolve_device",
     "seed_everything",
+    "set_threads",
 ]

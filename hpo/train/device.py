@@ -10,7 +10,7 @@ import torch
 
 from hpo.exceptions import ConfigError
 
-__all__ = ["configure_backends", "resolve_device", "seed_everything"]
+__all__ = ["configure_backends", "resolve_device", "seed_everything", "set_threads"]
 
 _CUDA_INDEX = re.compile(r"cuda:(\d+)")
 
@@ -63,3 +63,12 @@ def configure_backends(device: torch.device, *, deterministic: bool = False) -> 
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic
+
+
+def set_threads(threads: int) -> None:
+    """Torch's CPU threads for this process; call once from a command, never from a library.
+
+    Several workers on one machine each get a share of the cores: with a full set of threads
+    each, they fight over the cores and every one of them slows down many times over.
+    """
+    torch.set_num_threads(max(1, int(threads)))

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,34 +176,6 @@ def test_two_workers_finish_exactly_the_total(tmp_path: Path, demo_data: Path) -
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     # Both workers took part.
     assert all("trial" in out for out in outputs), outputs
-
-
-def test_ctrl_c_marks_the_running_trial_failed(tmp_path: Path, demo_data: Path) -> None:
-    study_file = write_study(tmp_path, demo_data, epochs=50)
-    worker = _hpo(
-        "run", "--study", "tiny", "--config", str(study_file), "--n-trials", "3", "--quiet"
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if (tmp_path / "tiny.db").exists():
-            try:
-                if load(tmp_path).get_trials(states=(TrialState.RUNNING,)):
-                    break
-            except KeyError:
-                continue
-    else:
-        worker.kill()
-        pytest.fail("no trial started")
-    time.sleep(1.0)
-    worker.send_signal(signal.SIGINT)
-    out = worker.communicate(timeout=60)[0].decode()
-    assert worker.returncode == 130, out
-    assert "Traceback" not in out
-    study = load(tmp_path)
-    assert not study.get_trials(states=(TrialState.RUNNING,))
-    failed = study.get_trials(states=(TrialState.FAIL,))
-    assert failed and failed[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
 
 
 def test_run_on_each_storage_never_prints_the_password(

@@ -1,0 +1,189 @@
+"""What the parent of several workers shows: a row per worker above the study's progress bar."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import optuna
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from hpo.study import finished_count
+from hpo.supervise import WorkerEvent, WorkerPlan, describe_exit
+
+__all__ = ["WorkerView"]
+
+_log = logging.getLogger("hpo")
+_POLL_SECONDS = 5.0
+
+
+@dataclass
+class _Row:
+    plan: WorkerPlan
+    pid: int | None = None
+    status: str = "starting"
+    trial: int | None = None
+    fold_epoch: str = ""
+    f1: float | None = None
+    done: int = 0
+
+
+class WorkerView:
+    """Renders ``WorkerEvent`` s: a live table and progress bar, or prefixed log lines (quiet).
+
+    Args:
+        plans: The workers.
+        study: The shared study (for the study-wide count of finished trials and the best).
+        n_trials: The study-wide total (None with only a timeout).
+        console: Where the live view goes (stderr).
+        quiet: Log lines ``w1 | ...`` instead of the live view.
+    """
+
+    def __init__(
+        self,
+        plans: list[WorkerPlan],
+        *,
+        study: optuna.Study,
+        n_trials: int | None,
+        console: Console,
+        quiet: bool,
+    ) -> None:
+        self.rows = {plan.name: _Row(plan) for plan in plans}
+        self.study = study
+        self.quiet = quiet
+        self.console = console
+        self._polled = 0.0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._task = self.progress.add_task(
+            "trials", total=n_trials, completed=finished_count(study), best=self._best()
+        )
+        self._live: Live | None = None
+
+    def __enter__(self) -> WorkerView:
+        if not self.quiet:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._poll(force=True)
+        if self._live is not None:
+            self._live.update(self._render(), refresh=True)
+            self._live.__exit__(exc_type, exc, tb)
+            self._live = None
+
+    def handle(self, event: WorkerEvent) -> None:
+        """Update the row of ``event.worker`` and print what deserves a line."""
+        row = self.rows[event.worker.name]
+        data: dict[str, Any] = event.data
+        kind = event.kind
+        if kind == "started":
+            row.pid, row.status = data["pid"], "starting"
+            again = f", restart {data['restart']}" if data.get("restart") else ""
+            self._line(
+                row,
+                f"started (pid {row.pid}, {row.plan.device}, {row.plan.threads} thread(s){again})",
+            )
+        elif kind == "trial_start":
+            row.status, row.trial, row.fold_epoch, row.f1 = "training", data["trial"], "", None
+        elif kind == "epoch":
+            row.fold_epoch = f"{data['fold']}/{data['epoch']}"
+            row.f1 = data.get("f1")
+            if self.quiet:
+                _log.debug(
+                    "%s | trial %s fold %s epoch %s f1 %s",
+                    row.plan.name,
+                    data["trial"],
+                    data["fold"],
+                    data["epoch"],
+                    data.get("f1"),
+                )
+        elif kind == "trial_end":
+            row.status, row.done = "idle", row.done + 1
+            self._line(row, str(data.get("line", f"trial {data.get('trial')}")), markup=True)
+            self._poll(force=True)
+        elif kind == "wait":
+            row.status = f"waiting for {data.get('running')} trial(s)"
+            row.trial = None
+        elif kind == "done":
+            row.status = f"done ({data.get('stopped_by')})"
+        elif kind == "log":
+            self._line(row, str(data["line"]))
+        elif kind == "exit":
+            code = int(data["code"])
+            row.status = "finished" if code == 0 else describe_exit(code)
+            row.trial = None
+            if code != 0:
+                failed = data.get("failed_trials") or []
+                text = f"exited ({describe_exit(code)})"
+                if failed:
+                    text += f"; its trial {', '.join(map(str, failed))} failed and re-queued"
+                if data.get("restarting"):
+                    text += "; restarting it"
+                self._line(row, text)
+        self._poll()
+        if self._live is not None:
+            self._live.update(self._render())
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _line(self, row: _Row, text: str, *, markup: bool = False) -> None:
+        prefix = f"{row.plan.name} {row.plan.device}"
+        if self.quiet:
+            plain = Text.from_markup(text).plain if markup else text
+            _log.info("%s | %s", prefix, plain)
+            return
+        body = text if markup else escape(text)
+        self.console.print(f"[bold]{prefix}[/] | {body}", highlight=False)
+
+    def _best(self) -> str:
+        try:
+            return f"best {self.study.best_value:.4f} (trial {self.study.best_trial.number})"
+        except ValueError:
+            return "best -"
+
+    def _poll(self, *, force: bool = False) -> None:
+        # Workers on other machines finish trials too: look at the study now and then.
+        now = time.monotonic()
+        if not force and now - self._polled < _POLL_SECONDS:
+            return
+        self._polled = now
+        self.progress.update(self._task, completed=finished_count(self.study), best=self._best())
+
+    def _render(self) -> Group:
+        table = Table(box=None, pad_edge=False)
+        for column in ("worker", "device", "pid", "trial", "fold/epoch", "val F1", "done"):
+            table.add_column(column, justify="right" if column != "worker" else "left")
+        table.add_column("status")
+        for row in self.rows.values():
+            table.add_row(
+                row.plan.name,
+                row.plan.device,
+                str(row.pid or ""),
+                "" if row.trial is None else str(row.trial),
+                row.fold_epoch,
+                "" if row.f1 is None else f"{row.f1:.4f}",
+                str(row.done),
+                escape(row.status),
+            )
+        return Group(table, self.progress)

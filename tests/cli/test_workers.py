@@ -1,0 +1,264 @@
+"""``hpo run --workers/--devices``: supervised worker processes; SIGINT and SIGTERM everywhere."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.exceptions import ConfigError
+from hpo.study import DISCARDED_ATTR, FINISHED
+from hpo.supervise import plan_workers
+
+CliRun = Callable[..., tuple[int, str, str]]
+
+STUDY = """\
+study:
+  sampler: {{name: random, seed: 0}}
+  pruner: {{name: none}}
+  storage: sqlite:///{db}
+data:
+  root: {root}
+  image_size: [32, 24]
+train:
+  model: {{name: small_cnn, width: 8}}
+  epochs: {epochs}
+  batch_size: 32
+  optimizer: {{name: sgd, lr: 0.003}}
+  kfold: {{n_splits: 3, folds: 1}}
+search_space:
+  train.optimizer.lr: {{float: [1.0e-4, 1.0e-1], log: true}}
+"""
+
+
+def write_study(tmp_path: Path, demo_data: Path, *, epochs: int) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs))
+    return path
+
+
+def load(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+
+
+def ignore_sigint() -> None:
+    # What a non-interactive shell does to a job started with `&` (or nohup ... &).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_hpo(study_file: Path, n_trials: int, *extra: str) -> subprocess.Popen[bytes]:
+    """``hpo run`` of the tiny study in the background, started with SIGINT ignored."""
+    args = ["run", "--study", "tiny", "--config", str(study_file), "--n-trials", str(n_trials)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo", *args, "--quiet", *extra],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=ignore_sigint,
+    )
+
+
+def wait_for_running(
+    tmp_path: Path, process: subprocess.Popen[bytes], count: int
+) -> list[FrozenTrial]:
+    """Wait until ``count`` trials are RUNNING (and have recorded their worker)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        try:
+            running = load(tmp_path).get_trials(states=(TrialState.RUNNING,))
+        except (KeyError, Exception):  # the study or its tables do not exist yet
+            continue
+        if len(running) >= count and all("worker" in t.user_attrs for t in running):
+            return running
+    process.kill()
+    out = process.communicate()[0].decode()
+    pytest.fail(f"{count} running trial(s) never seen:\n{out}")
+
+
+def assert_nothing_running(study: optuna.Study) -> None:
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+# -- planning and flags ------------------------------------------------------------------------
+
+
+def test_plan_divides_the_cores_and_names_the_workers() -> None:
+    plans = plan_workers(devices=None, workers_per_device=None, workers=3, cores=8)
+    assert plans is not None
+    assert [(p.name, p.device, p.threads) for p in plans] == [
+        ("w1", "cpu", 2),
+        ("w2", "cpu", 2),
+        ("w3", "cpu", 2),
+    ]
+    # More workers than cores: one thread each, never zero.
+    plans = plan_workers(devices=None, workers_per_device=None, workers=4, cores=2)
+    assert plans is not None and {p.threads for p in plans} == {1}
+    plans = plan_workers(
+        devices="cuda:0,cuda:2", workers_per_device=2, workers=None, cuda_count=4, cores=16
+    )
+    assert plans is not None
+    assert [p.device for p in plans] == ["cuda:0", "cuda:0", "cuda:2", "cuda:2"]
+    assert {p.threads for p in plans} == {4}
+    plans = plan_workers(devices="all", workers_per_device=None, workers=None, cuda_count=3)
+    assert plans is not None and [p.device for p in plans] == ["cuda:0", "cuda:1", "cuda:2"]
+    # No flag: one worker in the process, as before.
+    assert plan_workers(devices=None, workers_per_device=None, workers=None) is None
+
+
+@pytest.mark.parametrize(
+    ("devices", "count", "expected"),
+    [
+        ("cuda:7", 4, "--devices 'cuda:7': no device cuda:7 (available: cuda:0..cuda:3)"),
+        ("cuda:1", 1, "(available: cuda:0)"),
+        ("gpu0", 2, "expected all or cuda:K[,cuda:K...], got 'gpu0' (available: cuda:0..cuda:1)"),
+        ("cuda:0,cuda:0", 2, "cuda:0 listed twice; use --workers-per-device"),
+        ("all", 0, "no CUDA devices on this machine; for CPU workers use --workers N"),
+    ],
+)
+def test_plan_refuses_devices_naming_what_is_available(
+    devices: str, count: int, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_workers(devices=devices, workers_per_device=None, workers=None, cuda_count=count)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--devices", "cuda:7"), "--devices 'cuda:7': no device cuda:7 (no CUDA devices on"),
+        (("--devices", "gpu0"), "got 'gpu0' (no CUDA devices on this machine"),
+        (("--workers-per-device", "2"), "--workers-per-device needs --devices"),
+        (("--workers", "0"), "--workers must be at least 1"),
+        (("--workers", "2", "--devices", "all"), "with --devices use --workers-per-device"),
+    ],
+)
+def test_bad_worker_flags_are_one_error_line(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, flags: tuple[str, ...], expected: str
+) -> None:
+    # Tests see no GPU (CUDA_VISIBLE_DEVICES is empty), like a CPU-only machine.
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", *flags
+    )
+    assert code == 2
+    assert err.startswith("error: ") and expected in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "tiny.db").exists()
+
+
+# -- supervised workers ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_cpu_workers_finish_the_exact_total_side_by_side(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="hpo")
+    study_file = write_study(tmp_path, demo_data, epochs=6)
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "4", "--workers", "2",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    study = load(tmp_path)
+    trials = [t for t in study.trials if DISCARDED_ATTR not in t.user_attrs]
+    assert len(study.get_trials(states=FINISHED)) == 4
+    assert_nothing_running(study)
+    # Every trial says which worker ran it; both workers ran trials, at the same time.
+    by_pid: dict[int, list[FrozenTrial]] = {}
+    for trial in trials:
+        worker = trial.user_attrs["worker"]
+        assert worker["device"] == "cpu" and worker["host"]
+        by_pid.setdefault(worker["pid"], []).append(trial)
+    assert len(by_pid) == 2 and os.getpid() not in by_pid
+    first, second = by_pid.values()
+    assert any(
+        a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+        for a in first
+        for b in second
+        if a.datetime_complete and b.datetime_complete and a.datetime_start and b.datetime_start
+    )
+    # Prefixed lines per worker, the trial line shows the worker; the data decoded once.
+    log = caplog.text
+    assert "w1 cpu | started" in log and "w2 cpu | started" in log
+    assert f":{first[0].user_attrs['worker']['pid']} cpu]" in log
+    assert log.count("decoding 168 images") <= 1
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reported_and_its_trial_retried(
+    tmp_path: Path, demo_data: Path
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=25)
+    parent = start_hpo(study_file, 3, "--workers", "2")
+    running = wait_for_running(tmp_path, parent, 2)
+    victim = running[0]
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    out = parent.communicate(timeout=280)[0].decode()
+    assert parent.returncode == 0, out  # the study reached its total
+    assert "exited (killed by SIGKILL)" in out and "failed and re-queued" in out
+    study = load(tmp_path)
+    assert len(study.get_trials(states=FINISHED)) == 3
+    assert_nothing_running(study)
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    assert "died (killed by SIGKILL)" in killed.user_attrs["fail_reason"]
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert retried and retried[0].params == killed.params
+    assert retried[0].state in FINISHED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "code", "reason"),
+    [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "interrupted (SIGTERM)")],
+)
+def test_a_signal_to_the_supervisor_fails_every_running_trial(
+    tmp_path: Path, demo_data: Path, signum: int, code: int, reason: str
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=200)
+    parent = start_hpo(study_file, 10, "--workers", "2")
+    wait_for_running(tmp_path, parent, 2)
+    parent.send_signal(signum)
+    out = parent.communicate(timeout=120)[0].decode()
+    assert parent.returncode == code, out
+    assert "Traceback" not in out
+    study = load(tmp_path)
+    assert_nothing_running(study)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) >= 2
+    assert {t.user_attrs["fail_reason"] for t in failed} == {reason}
+
+
+# -- one worker --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "reason"),
+    [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "interrupted (SIGTERM)")],
+)
+def test_a_signal_to_one_worker_started_in_the_background_fails_its_trial(
+    tmp_path: Path, demo_data: Path, signum: int, code: int, reason: str
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=200)
+    worker = start_hpo(study_file, 3)
+    wait_for_running(tmp_path, worker, 1)
+    worker.send_signal(signum)
+    out = worker.communicate(timeout=60)[0].decode()
+    assert worker.returncode == code, out
+    assert "Traceback" not in out
+    assert ("interrupted" if signum == signal.SIGINT else "stopped by SIGTERM") in out
+    study = load(tmp_path)
+    assert_nothing_running(study)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert [t.user_attrs["fail_reason"] for t in failed] == [reason]
