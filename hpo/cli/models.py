@@ -9,14 +9,15 @@ import click
 __all__ = ["models"]
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, short_help="List models; download ImageNet weights.")
 @click.pass_context
 def models(ctx: click.Context) -> None:
     """List the models (parameters, ImageNet weights cached in torch's cache or not)."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from hpo.cli._console import make_console
 
     from hpo.train.models import list_models
 
@@ -31,10 +32,10 @@ def models(ctx: click.Context) -> None:
             ("yes" if row.cached else "no") if row.weights else "-",
             str(row.min_size),
         )
-    Console(highlight=False, soft_wrap=True).print(table)
+    make_console().print(table)
 
 
-@models.command()
+@models.command(short_help="Fetch ImageNet weights into torch's cache.")
 @click.argument("names", nargs=-1, required=True)
 @click.option(
     "--dir",

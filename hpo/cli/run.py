@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("hpo")
 
 
-@click.command(short_help="Run trials of a study (one worker).")
+@click.command(short_help="Run trials of a study (one or more workers).")
 @click.option("--study", "name", required=True, help="Study name: reads studies/NAME.yaml.")
 @click.option(
     "--config", type=click.Path(path_type=Path), help="Study file other than studies/NAME.yaml."
