@@ -10,7 +10,7 @@ import torch
 
 from hpo.exceptions import ConfigError
 
-__all__ = ["configure_backends", "resolve_device", "seed_everything"]
+__all__ = ["configure_backends", "resolve_device", "seed_everything", "use_channels_last"]
 
 _CUDA_INDEX = re.compile(r"cuda:(\d+)")
 
@@ -63,3 +63,11 @@ def configure_backends(device: torch.device, *, deterministic: bool = False) -> 
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic
+
+
+def use_channels_last(device: torch.device, model: str, enabled: bool = True) -> bool:
+    """Whether to train ``model`` (a registry name) on ``device`` in channels_last.
+
+    On CUDA always (when ``enabled``): convolutions there are faster in channels_last.
+    """
+    return enabled and device.type == "cuda"

@@ -22,6 +22,7 @@ from torch import nn
 
 from hpo.config import AugmentConfig, TrainConfig
 from hpo.exceptions import DataError, TrainingError
+from hpo.train.device import use_channels_last
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
 from hpo.train.models import build_model, set_backbone_trainable
@@ -155,7 +156,7 @@ class _Fit:
         self.progress = progress
         self.mask_factors = mask_factors
         self.amp_dtype = amp_dtype(device, cfg.amp)
-        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.channels_last = use_channels_last(device, cfg.model.name, cfg.channels_last)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # mixup/cutmix draws: host-side, no syncs
