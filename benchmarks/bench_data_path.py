@@ -114,6 +114,9 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--data", type=Path, default=None, help="demo data root (drawn if missing)")
     p.add_argument("--no-floor-formats", action="store_true", help="skip the channels_last A/B")
+    p.add_argument(
+        "--formats-only", action="store_true", help="only the floor's channels_last A/B"
+    )
     args = p.parse_args()
     quick = args.quick
     models = args.models or (
@@ -156,24 +159,27 @@ def main() -> None:
                     "bench",
                 )
                 label = f"{model} {size[0]}x{size[1]}"
-                log(f"{label}: naive ...")
-                naive = naive_epoch(config, paths, labels, device, rounds, args.workers)
-                log(f"{label}: cached ...")
-                cached = cached_epoch(config, images, labels, device, rounds)
-                log(f"{label}: floor ...")
-                floor = floor_epoch(config, take, NUM_CLASSES, device, rounds)
-                record = {
+                record: dict[str, object] = {
                     "model": model,
                     "image_size": list(size),
                     "images": take,
-                    "naive_s": round(naive, 3),
-                    "cached_s": round(cached, 3),
-                    "floor_s": round(floor, 3),
-                    "cached_over_floor": round(cached / floor, 3),
-                    "naive_over_cached": round(naive / cached, 3),
-                    "naive_over_floor": round(naive / floor, 3),
                     "channels_last": use_channels_last(device, model),
                 }
+                if not args.formats_only:
+                    log(f"{label}: naive ...")
+                    naive = naive_epoch(config, paths, labels, device, rounds, args.workers)
+                    log(f"{label}: cached ...")
+                    cached = cached_epoch(config, images, labels, device, rounds)
+                    log(f"{label}: floor ...")
+                    floor = floor_epoch(config, take, NUM_CLASSES, device, rounds)
+                    record |= {
+                        "naive_s": round(naive, 3),
+                        "cached_s": round(cached, 3),
+                        "floor_s": round(floor, 3),
+                        "cached_over_floor": round(cached / floor, 3),
+                        "naive_over_cached": round(naive / cached, 3),
+                        "naive_over_floor": round(naive / floor, 3),
+                    }
                 if not args.no_floor_formats:
                     contiguous = floor_epoch(
                         config, take, NUM_CLASSES, device, rounds, channels_last=False
