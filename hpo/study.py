@@ -367,29 +367,20 @@ def run_worker(
     started = time.monotonic()
     failures = 0
 
-    current: dict[str, Any] = {}
-    # Reading the study costs a query per call; the look before a trial is needed only when the
-    # previous trial found no free slot after its own (or the state is unknown).
-    look_first = True
+    current: dict[str, int] = {}
 
     def guarded(trial: optuna.Trial) -> float:
         current["number"] = trial.number
-        if n_trials is not None:
-            before = _claimed_before(study, trial.number)
-            if before >= n_trials:
-                trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
-                raise _OverCap
-            current["last_slot"] = before + 1 >= n_trials
+        if n_trials is not None and _claimed_before(study, trial.number) >= n_trials:
+            trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
+            raise _OverCap
         return objective(trial)
-
-    def finished_trial(_: optuna.Study, trial: FrozenTrial) -> None:
-        current["trial"] = trial  # Optuna hands it over; no second read of the study
 
     while True:
         if timeout is not None and time.monotonic() - started >= timeout:
             result.stopped_by = "timeout"
             return result
-        if n_trials is not None and look_first:
+        if n_trials is not None:
             trials = study.get_trials(deepcopy=False, states=_CLAIMED)
             claimed = [t for t in trials if DISCARDED_ATTR not in t.user_attrs]
             finished = sum(1 for t in claimed if t.state in FINISHED)
@@ -409,11 +400,10 @@ def run_worker(
                     optuna.storages.fail_stale_trials(study)
                 continue
         current.clear()
-        study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[finished_trial])
-        look_first = current.get("last_slot", True)
+        study.optimize(guarded, n_trials=1, catch=(Exception,))
         if "number" not in current:
             continue
-        trial = current.get("trial") or study.get_trials(deepcopy=False)[current["number"]]
+        trial = study.get_trials(deepcopy=False)[current["number"]]
         if DISCARDED_ATTR in trial.user_attrs:
             continue
         result.ran.append(trial.number)
