@@ -84,9 +84,9 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
     args = p.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    trials = args.trials or (8 if args.quick else 50)
+    trials = args.trials or (10 if args.quick else 50)
     variants = args.variants or ["none", "median"]
-    epochs = args.epochs or (3 if args.quick else None)
+    epochs = args.epochs or (4 if args.quick else None)
     profiles = args.profiles or (40 if args.quick else 150)
     extra = list(args.set)
     if epochs is not None:
