@@ -11,63 +11,10 @@ is an epoch within 10 % of it (ratio <= 1.10). Random pixels, so the numbers are
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
-
-from hpo.config import TrainConfig
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def floor_epoch(
-    config: TrainConfig, n: int, num_classes: int, device: torch.device, rounds: int
-) -> float:
-    """Seconds of one epoch of bare forward + backward + optimizer steps (best of ``rounds``)."""
-    from hpo.train.loop import amp_dtype
-    from hpo.train.losses import LOSSES
-    from hpo.train.models import build_model
-    from hpo.train.optim import build_optimizer
-
-    cfg = config.train
-    dtype = amp_dtype(device, cfg.amp)
-    channels_last = cfg.channels_last and device.type == "cuda"
-    model = build_model(cfg.model, num_classes).to(device).train()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    criterion = LOSSES.create(cfg.loss.name, num_classes=num_classes, **cfg.loss.params).to(device)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    height, width = config.data.image_size
-    sizes = [min(cfg.batch_size, n - s) for s in range(0, n, cfg.batch_size)]
-    batches = {
-        size: (
-            torch.randn(size, 3, height, width, device=device).contiguous(
-                memory_format=memory_format
-            ),
-            torch.randint(0, num_classes, (size,), device=device),
-        )
-        for size in set(sizes)
-    }
-    times = []
-    for _ in range(rounds + 1):  # the first round warms up (allocator, cuDNN autotuning)
-        _sync(device)
-        start = time.perf_counter()
-        for size in sizes:
-            x, y = batches[size]
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = criterion(model(x), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
+from _common import floor_epoch
 
 
 def main() -> None:

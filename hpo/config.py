@@ -285,7 +285,8 @@ class TrainSettings(StrictModel):
     amp: bool = True
     """Mixed precision (bfloat16/float16 autocast); used on CUDA only."""
     channels_last: bool = True
-    """channels_last memory format; used on CUDA only."""
+    """channels_last memory format: on CUDA, and on the CPU for the model families measured
+    faster in it (``hpo.train.device.use_channels_last``)."""
 
 
 class TrainConfig(StrictModel):

@@ -18,7 +18,6 @@ def models(ctx: click.Context) -> None:
     from rich.table import Table
 
     from hpo.cli._console import make_console
-
     from hpo.train.models import list_models
 
     table = Table(title="models (train.model.name); weights: imagenet loads the ImageNet column")

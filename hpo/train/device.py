@@ -10,7 +10,13 @@ import torch
 
 from hpo.exceptions import ConfigError
 
-__all__ = ["configure_backends", "resolve_device", "seed_everything", "set_threads"]
+__all__ = [
+    "configure_backends",
+    "resolve_device",
+    "seed_everything",
+    "set_threads",
+    "use_channels_last",
+]
 
 _CUDA_INDEX = re.compile(r"cuda:(\d+)")
 
@@ -72,3 +78,15 @@ def set_threads(threads: int) -> None:
     each, they fight over the cores and every one of them slows down many times over.
     """
     torch.set_num_threads(max(1, int(threads)))
+
+
+def use_channels_last(device: torch.device, cpu_channels_last: bool, enabled: bool = True) -> bool:
+    """Whether to train in channels_last on ``device``.
+
+    On CUDA always (when ``enabled``); on the CPU for the models whose registry info says they
+    are faster in it (``ModelInfo.cpu_channels_last``). The choice depends on nothing else, so
+    CPU runs stay repeatable bit for bit.
+    """
+    if not enabled:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_channels_last)

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpo.components import MODELS
 from hpo.config import AugmentConfig, TrainConfig
 from hpo.exceptions import DataError, TrainingError
 from hpo.train.batchnorm import recalibrate, stale_layers, trainable_layers
+from hpo.train.device import use_channels_last
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
 from hpo.train.models import build_model, head_name, set_backbone_trainable
@@ -169,7 +171,9 @@ class _Fit:
         self.progress = progress
         self.mask_factors = mask_factors
         self.amp_dtype = amp_dtype(device, cfg.amp)
-        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.channels_last = use_channels_last(
+            device, MODELS.info(cfg.model.name).cpu_channels_last, cfg.channels_last
+        )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # mixup/cutmix draws: host-side, no syncs

@@ -1,0 +1,243 @@
+"""Helpers shared by the benchmark scripts: JSON-line output, the CLI, demo data, PostgreSQL.
+
+Every script prints one JSON object per line on stdout (human text goes to stderr) and tags
+each line with the load average, because these machines are shared and noisy. hpo internals
+are imported here or at the top of each script, in one place, so a rename is one edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = [
+    "ROOT",
+    "Emitter",
+    "demo_data",
+    "floor_epoch",
+    "hpo",
+    "log",
+    "parser",
+    "postgres_url",
+    "run_processes",
+    "sync",
+    "window_ms",
+    "workdir",
+]
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the flags every script takes: ``--quick`` and ``--out``."""
+    p = argparse.ArgumentParser(
+        description=(doc or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="a run of about a minute")
+    p.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
+    return p
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Emitter:
+    """Prints records as JSON lines (and appends them to ``out``), tagged with the machine load."""
+
+    def __init__(self, bench: str, out: Path | None = None, **common: Any) -> None:
+        self.bench = bench
+        self.out = out
+        self.common = common
+
+    def __call__(self, **record: Any) -> dict[str, Any]:
+        line = {
+            "bench": self.bench,
+            **self.common,
+            **record,
+            "load_avg": [round(v, 2) for v in os.getloadavg()],
+            "cpus": os.cpu_count(),
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        text = json.dumps(line)
+        print(text, flush=True)
+        if self.out is not None:
+            with self.out.open("a") as handle:
+                handle.write(text + "\n")
+        return line
+
+
+def hpo(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, capture: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hpo ARGS`` with this tree on the path; exits with its stderr on failure."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpo", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=capture,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or "")[-3000:]
+        sys.exit(f"hpo {' '.join(args)} failed ({proc.returncode}):\n{tail}")
+    return proc
+
+
+def demo_data(root: Path, profiles: int, seed: int = 0) -> Path:
+    """Demo data in the competition layout at ``root`` (drawn once; reused when present)."""
+    if not (root / "train" / "train.csv").is_file():
+        start = time.perf_counter()
+        hpo("data", "synth", "--out", str(root), "--profiles", str(profiles), "--seed", str(seed))
+        log(f"demo data: {profiles} people in {time.perf_counter() - start:.1f} s -> {root}")
+    return root
+
+
+@contextlib.contextmanager
+def postgres_url(url: str | None = None) -> Iterator[str]:
+    """``url`` if given, else a throwaway PostgreSQL server's URL for the duration."""
+    if url:
+        yield url
+        return
+    from hpo.testing.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def workdir(keep: Path | None = None) -> Iterator[Path]:
+    """``keep`` (created) if given, else a temporary folder removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as tmp:
+        yield Path(tmp)
+
+
+def window_ms(ends: Sequence[float], lo: int, hi: int) -> float | None:
+    """Milliseconds per trial between the ``lo``-th and ``hi``-th trial ends (sorted seconds).
+
+    ``ends[k]`` is when the k-th trial finished; the window's cost is the time from the end of
+    trial ``lo - 1`` (or ``ends[0]`` minus one mean step when ``lo`` is 0) to the end of
+    ``hi - 1``, divided by the trials in between.
+    """
+    hi = min(hi, len(ends))
+    if hi - lo < 2:
+        return None
+    if lo == 0:
+        return 1000 * (ends[hi - 1] - ends[0]) / (hi - 1)
+    return 1000 * (ends[hi - 1] - ends[lo - 1]) / (hi - lo)
+
+
+def floor_epoch(
+    config: Any,
+    n: int,
+    num_classes: int,
+    device: Any,
+    rounds: int,
+    *,
+    channels_last: bool | None = None,
+) -> float:
+    """Seconds of one epoch of bare forward + backward + optimizer steps (best of ``rounds``).
+
+    The same model, loss and optimizer as ``config``, stepping over ready, normalized batches
+    already on the device: no slicing, augmentation or bookkeeping. ``channels_last`` None
+    uses the loop's own choice of memory format.
+    """
+    import torch
+
+    from hpo.components import MODELS
+    from hpo.train.device import use_channels_last
+    from hpo.train.loop import amp_dtype
+    from hpo.train.losses import LOSSES
+    from hpo.train.models import build_model
+    from hpo.train.optim import build_optimizer
+
+    cfg = config.train
+    dtype = amp_dtype(device, cfg.amp)
+    if channels_last is None:
+        channels_last = use_channels_last(
+            device, MODELS.info(cfg.model.name).cpu_channels_last, cfg.channels_last
+        )
+    model = build_model(cfg.model, num_classes).to(device).train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    criterion = LOSSES.create(cfg.loss.name, num_classes=num_classes, **cfg.loss.params).to(device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    height, width = config.data.image_size
+    sizes = [min(cfg.batch_size, n - s) for s in range(0, n, cfg.batch_size)]
+    batches = {
+        size: (
+            torch.randn(size, 3, height, width, device=device).contiguous(
+                memory_format=memory_format
+            ),
+            torch.randint(0, num_classes, (size,), device=device),
+        )
+        for size in set(sizes)
+    }
+    times = []
+    for _ in range(rounds + 1):  # the first round warms up (allocator, cuDNN autotuning)
+        sync(device)
+        start = time.perf_counter()
+        for size in sizes:
+            x, y = batches[size]
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
+def sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_processes(target: Callable[..., None], arg_lists: Sequence[tuple[Any, ...]]) -> float:
+    """Run ``target(*args, ready, go)`` in one spawned process per ``args``, started together.
+
+    Each process does its imports and setup, releases ``ready`` and waits for ``go``, so
+    interpreter start-up is not timed. Returns seconds from ``go`` to the last exit.
+
+    Raises:
+        SystemExit: a process failed.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    procs = [ctx.Process(target=target, args=(*args, ready, go)) for args in arg_lists]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    failed = [proc.exitcode for proc in procs if proc.exitcode]
+    if failed:
+        raise SystemExit(f"{len(failed)} worker process(es) failed: exit codes {failed}")
+    return elapsed

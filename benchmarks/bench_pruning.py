@@ -1,0 +1,130 @@
+"""Compute saved by pruning at equal quality: the demo study with and without its pruner.
+
+Runs ``hpo run --study mask-clf`` on demo data once per variant and sampler seed (same seeds
+across variants), then reads the study: training epochs spent (the trials' ``epochs_trained``),
+wall time, best value, and ``epochs_to_best``, the epochs spent until a complete trial first
+came within ``--tolerance`` of the final best of the unpruned study with the same seed and
+folds (null if it never did). Variants:
+
+    median            the shipped pruner (epoch-level, fold 0 of 1 trained fold)
+    none              pruner: none, 1 fold (the reference of ``median``)
+    median-5fold      5 folds per trial, median pruner on step fold*epochs+epoch (fold 0 first)
+    wilcoxon-5fold    5 folds per trial, Wilcoxon across folds
+    none-5fold        5 folds, no pruner (the reference of both 5-fold variants)
+
+    python benchmarks/bench_pruning.py --quick
+    python benchmarks/bench_pruning.py --seeds 0 1 2 --trials 50
+    python benchmarks/bench_pruning.py --variants none-5fold median-5fold wilcoxon-5fold
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from _common import Emitter, demo_data, hpo, log, parser, workdir
+from optuna.trial import TrialState
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "median": (),
+    "none": ("study.pruner={name: none}",),
+    "median-5fold": ("train.kfold.n_splits=5", "train.kfold.folds=5"),
+    "wilcoxon-5fold": (
+        "study.pruner={name: wilcoxon}",
+        "train.kfold.n_splits=5",
+        "train.kfold.folds=5",
+    ),
+    "none-5fold": ("study.pruner={name: none}", "train.kfold.n_splits=5", "train.kfold.folds=5"),
+}
+
+
+def reference(variant: str) -> str:
+    return "none-5fold" if variant.endswith("-5fold") else "none"
+
+
+def run_study(
+    tmp: Path, data: Path, variant: str, seed: int, trials: int, extra: list[str]
+) -> dict[str, Any]:
+    """One ``hpo run``; the study's trials in number order and the wall time."""
+    db = tmp / f"{variant}-{seed}.db"
+    sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
+    start = time.perf_counter()
+    hpo(
+        "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", f"sqlite:///{db}",
+        "--quiet", *(a for s in sets for a in ("--set", s)),
+        env={"HPO_CACHE_DIR": str(tmp / "cache")},
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
+    kept = [t for t in study.get_trials(deepcopy=False) if "hpo:discarded" not in t.user_attrs]
+    return {"trials": sorted(kept, key=lambda t: t.number), "wall_s": wall}
+
+
+def epochs_until(trials: list[optuna.trial.FrozenTrial], target: float | None) -> int | None:
+    spent = 0
+    for t in trials:
+        spent += int(t.user_attrs.get("epochs_trained", 0))
+        if target is not None and t.state == TrialState.COMPLETE and t.value >= target:
+            return spent
+    return None
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's)")
+    p.add_argument("--variants", nargs="+", default=None, choices=sorted(VARIANTS))
+    p.add_argument("--profiles", type=int, default=None, help="demo data people")
+    p.add_argument("--data", type=Path, default=None, help="demo data root (drawn if missing)")
+    p.add_argument("--tolerance", type=float, default=0.01)
+    p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
+    args = p.parse_args()
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    trials = args.trials or (10 if args.quick else 50)
+    variants = args.variants or ["none", "median"]
+    epochs = args.epochs or (4 if args.quick else None)
+    profiles = args.profiles or (40 if args.quick else 150)
+    extra = list(args.set)
+    if epochs is not None:
+        extra.append(f"train.epochs={epochs}")
+    # A pruned study is compared with the unpruned one of the same folds: run that first.
+    wanted = set(variants) | {reference(v) for v in variants}
+    order = sorted(wanted, key=lambda v: (v != reference(v), v))
+    emit = Emitter("pruning", args.out, quick=args.quick, trials=trials, profiles=profiles)
+
+    with workdir(None) as tmp:
+        data = demo_data(args.data or tmp / "demo", profiles)
+        for seed in seeds:
+            refs: dict[str, float] = {}
+            for variant in order:
+                log(f"seed {seed}: {variant}, {trials} trials ...")
+                result = run_study(tmp, data, variant, seed, trials, extra)
+                kept = result["trials"]
+                complete = [t for t in kept if t.state == TrialState.COMPLETE]
+                best = max((t.value for t in complete), default=None)
+                if variant == reference(variant) and best is not None:
+                    refs[variant] = best
+                ref = refs.get(reference(variant))
+                target = None if ref is None else ref - args.tolerance
+                emit(
+                    variant=variant,
+                    pruner=variant.split("-")[0],
+                    folds=5 if variant.endswith("-5fold") else 1,
+                    seed=seed,
+                    epochs=sum(int(t.user_attrs.get("epochs_trained", 0)) for t in kept),
+                    wall_s=round(result["wall_s"], 1),
+                    best=None if best is None else round(best, 4),
+                    reference_best=None if ref is None else round(ref, 4),
+                    epochs_to_best=epochs_until(kept, target),
+                    complete=len(complete),
+                    pruned=sum(t.state == TrialState.PRUNED for t in kept),
+                    early_stopped=sum("pruned_at_fold" in t.user_attrs for t in kept),
+                )
+
+
+if __name__ == "__main__":
+    main()

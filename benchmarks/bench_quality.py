@@ -1,0 +1,184 @@
+"""Tuning quality on the demo data: TPE against random search against the baseline's defaults.
+
+For each sampler and seed, ``hpo run --study mask-clf`` with the same trial budget; the study's
+best is exported (``hpo export``), retrained on all training data (``hpo train --full``),
+predicted on the demo's eval images (``hpo predict``) and scored against the eval answers
+(``hpo score``). The ``baseline`` is one training of the competition baseline's defaults
+(SGD without momentum, lr 1e-3, weight decay 5e-4, StepLR every 20 epochs gamma 0.5,
+cross-entropy, batch 64, 128x96, no augmentation) with the study's epochs. Its model, a
+3-conv ``BaseModel``, is not in the registry: ``small_cnn`` with global pooling stands in.
+``--ceiling`` adds one long training of a strong model, to see how close the study gets.
+
+    python benchmarks/bench_quality.py --quick
+    python benchmarks/bench_quality.py --seeds 0 1 2 --trials 50
+    python benchmarks/bench_quality.py --samplers --ceiling --ceiling-epochs 40
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from _common import Emitter, demo_data, hpo, log, parser, workdir
+
+BASELINE_MODEL = {"name": "small_cnn", "width": 32, "grid": 1}
+
+
+def score(run: Path, data: Path, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    """``hpo predict`` on the eval images and ``hpo score`` against the answers."""
+    submission = tmp / f"{run.name}.csv"
+    hpo("predict", "--run", str(run), "--data", str(data / "eval"), "--out", str(submission),
+        env=env)  # fmt: skip
+    out = hpo(
+        "score", "--pred", str(submission), "--truth", str(data / "eval" / "answers.csv"), "--json"
+    ).stdout
+    report = json.loads(out)
+    return {
+        "test_macro_f1": round(report["macro_f1"], 4),
+        "test_accuracy": round(report["accuracy"], 4),
+    }
+
+
+def train_and_score(config: Path, tmp: Path, data: Path, env: dict[str, str]) -> dict[str, Any]:
+    run = tmp / f"run-{config.stem}"
+    start = time.perf_counter()
+    hpo("train", "--config", str(config), "--full", "--out", str(run), "--quiet", env=env)
+    train_s = time.perf_counter() - start
+    return {"train_s": round(train_s, 1), **score(run, data, tmp, env)}
+
+
+def tuned(
+    sampler: str,
+    seed: int,
+    trials: int,
+    data: Path,
+    tmp: Path,
+    extra: list[str],
+    env: dict[str, str],
+) -> dict[str, Any]:
+    db = f"sqlite:///{tmp / f'{sampler}-{seed}.db'}"
+    spec = (
+        f"study.sampler.seed={seed}"
+        if sampler == "tpe"
+        else f"study.sampler={{name: {sampler}, seed: {seed}}}"
+    )
+    sets = [f"data.root={data}", spec, *extra]
+    start = time.perf_counter()
+    hpo(
+        "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", db, "--quiet",
+        *(a for s in sets for a in ("--set", s)), env=env,
+    )  # fmt: skip
+    study_s = time.perf_counter() - start
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name="mask-clf", storage=db)
+    config = tmp / f"best-{sampler}-{seed}.yaml"
+    hpo("export", "--study", "mask-clf", "--storage", db, "--out", str(config))
+    best = yaml.safe_load(config.read_text())["train"]
+    return {
+        "best_value": round(study.best_value, 4),
+        "best_trial": study.best_trial.number,
+        "study_s": round(study_s, 1),
+        "best_model": best["model"],
+        "best_optimizer": best["optimizer"],
+        **train_and_score(config, tmp, data, env),
+    }
+
+
+def fixed(name: str, train: dict[str, Any], size: list[int], data: Path, tmp: Path,
+          env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    config = tmp / f"{name}.yaml"
+    config.write_text(
+        yaml.safe_dump({"data": {"root": str(data), "image_size": size}, "train": train})
+    )
+    return train_and_score(config, tmp, data, env)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--samplers", nargs="*", default=None, help="tpe random (none: skip)")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's 8)")
+    p.add_argument("--profiles", type=int, default=None, help="demo data people")
+    p.add_argument("--data", type=Path, default=None, help="demo data root (drawn if missing)")
+    p.add_argument(
+        "--ceiling", action="store_true", help="add one long training of --ceiling-model"
+    )
+    p.add_argument("--ceiling-model", default="resnet18")
+    p.add_argument("--ceiling-epochs", type=int, default=30)
+    p.add_argument("--ceiling-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
+    p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
+    args = p.parse_args()
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    trials = args.trials or (4 if args.quick else 50)
+    samplers = ["tpe", "random"] if args.samplers is None else args.samplers
+    epochs = args.epochs or (2 if args.quick else 8)
+    profiles = args.profiles or (40 if args.quick else 150)
+    extra = [*args.set, f"train.epochs={epochs}"]
+    emit = Emitter("quality", args.out, quick=args.quick, profiles=profiles)
+
+    with workdir(None) as tmp:
+        data = demo_data(args.data or tmp / "demo", profiles)
+        env = {"HPO_CACHE_DIR": str(tmp / "cache")}
+        for seed in seeds:
+            for sampler in samplers:
+                log(f"seed {seed}: {sampler}, {trials} trials of {epochs} epochs ...")
+                figures = tuned(sampler, seed, trials, data, tmp, extra, env)
+                emit(sampler=sampler, seed=seed, trials=trials, epochs=epochs, **figures)
+            if not args.no_baseline:
+                log(f"seed {seed}: the baseline's defaults, {epochs} epochs ...")
+                train = {
+                    "model": BASELINE_MODEL,
+                    "epochs": epochs,
+                    "batch_size": 64,
+                    "optimizer": {
+                        "name": "sgd",
+                        "lr": 1e-3,
+                        "momentum": 0.0,
+                        "weight_decay": 5e-4,
+                    },
+                    "scheduler": {"name": "step", "step_size": 20, "gamma": 0.5},
+                    "loss": {"name": "cross_entropy"},
+                    "augment": {"hflip": False, "crop_scale": 1.0, "color_jitter": 0.0},
+                    "seed": seed,
+                }
+                figures = fixed(f"baseline-{seed}", train, [128, 96], data, tmp, env)
+                emit(
+                    sampler="baseline",
+                    seed=seed,
+                    trials=1,
+                    epochs=epochs,
+                    best_value=None,
+                    **figures,
+                )
+        if args.ceiling:
+            log(f"ceiling: {args.ceiling_model}, {args.ceiling_epochs} epochs ...")
+            train = {
+                "model": args.ceiling_model,
+                "epochs": args.ceiling_epochs,
+                "batch_size": 64,
+                "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+                "scheduler": {"name": "cosine"},
+                "loss": {"name": "cross_entropy"},
+                "seed": 0,
+            }
+            figures = fixed("ceiling", train, list(args.ceiling_size), data, tmp, env)
+            emit(
+                sampler="ceiling",
+                seed=0,
+                trials=1,
+                epochs=args.ceiling_epochs,
+                model=args.ceiling_model,
+                image_size=args.ceiling_size,
+                best_value=None,
+                **figures,
+            )
+
+
+if __name__ == "__main__":
+    main()
