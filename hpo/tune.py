@@ -158,6 +158,7 @@ def prepare_session(
         heartbeat_interval=spec.study.heartbeat_interval,
         grace_period=spec.study.grace_period,
         max_retry=spec.study.max_retry,
+        outage_limit=spec.study.db_outage_seconds,
     )
     sampler = build_sampler(spec.study.sampler, grid=space.grid)
     pruner = build_pruner(spec.study.pruner)

@@ -23,7 +23,7 @@ from hpo.config import (
 )
 from hpo.exceptions import ConfigError
 from hpo.space import parse_space
-from hpo.study._storage import resolve_storage_url
+from hpo.study._storage import DEFAULT_OUTAGE_LIMIT, resolve_storage_url
 
 __all__ = [
     "StudySettings",
@@ -45,7 +45,10 @@ class StudySettings(StrictModel):
     heartbeat_interval: int = Field(60, ge=1)
     """Seconds between a running trial's heartbeats; a silent trial is failed and retried."""
     grace_period: int | None = Field(None, ge=1)
-    """Seconds without a heartbeat before a trial counts as stale (default 2x the interval)."""
+    """Seconds without a heartbeat before a trial counts as stale; default: the larger of
+    2x the interval and the interval plus ``db_outage_seconds``."""
+    db_outage_seconds: float = Field(DEFAULT_OUTAGE_LIMIT, gt=0)
+    """How long a worker retries while the database is unreachable before it exits."""
     max_retry: int = Field(2, ge=0)
     """How often a trial whose worker died is re-queued with the same parameters."""
     max_consecutive_failures: int = Field(5, ge=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -13,8 +14,10 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpo.exceptions import StorageError
+from hpo.study._outage import ResilientRDBStorage
 
 __all__ = [
+    "DEFAULT_OUTAGE_LIMIT",
     "list_study_names",
     "load_study",
     "mask_url",
@@ -24,6 +27,9 @@ __all__ = [
 ]
 
 _CREATE_ATTEMPTS = 5
+_CONNECT_TIMEOUT = 10
+DEFAULT_OUTAGE_LIMIT = 120.0
+"""Seconds a worker waits for an unreachable database (``study.db_outage_seconds``)."""
 
 
 def resolve_storage_url(
@@ -78,22 +84,27 @@ def open_storage(
     grace_period: int | None = None,
     max_retry: int = 2,
     create: bool = True,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> BaseStorage:
     """The storage behind ``url``; the one place that knows the backends.
 
     Dispatches on the URL's scheme, like Optuna's ``get_storage``: SQLite and every other
     SQLAlchemy database become an ``RDBStorage`` with heartbeats and stale-trial retry (SQLite
-    waits for the lock of other workers, PostgreSQL pings pooled connections). A new backend
-    (Optuna's JournalStorage, its gRPC proxy) is one more branch here.
+    waits for the lock of other workers, PostgreSQL pings pooled connections) whose calls ride
+    out a database outage of up to ``outage_limit`` seconds (:mod:`hpo.study._outage`). A new
+    backend (Optuna's JournalStorage, its gRPC proxy) is one more branch here.
 
     Args:
         url: Storage URL.
         heartbeat_interval: Seconds between running trials' heartbeats; None for none (readers
             such as the dashboard or ``hpo export``).
-        grace_period: Seconds without a heartbeat before a trial is stale.
+        grace_period: Seconds without a heartbeat before a trial is stale; None for the
+            default, ``max(2 * heartbeat_interval, heartbeat_interval + outage_limit)``: a
+            worker cut off from the database for up to ``outage_limit`` seconds keeps its trial.
         max_retry: How often a stale trial is re-queued with the same parameters.
         create: Create a missing SQLite file; False for commands that only read an existing
             study (a typo must not leave an empty database behind).
+        outage_limit: Seconds calls retry while the database is unreachable (once opened).
 
     Raises:
         StorageError: the database cannot be reached, or (``create=False``) does not exist;
@@ -109,13 +120,24 @@ def open_storage(
             )
         if not path.parent.exists():
             raise StorageError(f"storage {mask_url(url)}: folder {path.parent} does not exist")
+    if heartbeat_interval and grace_period is None:
+        grace_period = max(2 * heartbeat_interval, heartbeat_interval + math.ceil(outage_limit))
     return _rdb_storage(
-        url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry
+        url,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        max_retry=max_retry,
+        outage_limit=outage_limit,
     )
 
 
 def _rdb_storage(
-    url: str, *, heartbeat_interval: int | None, grace_period: int | None, max_retry: int
+    url: str,
+    *,
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    max_retry: int,
+    outage_limit: float,
 ) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if sqlalchemy.make_url(url).get_backend_name() == "sqlite":
@@ -125,6 +147,9 @@ def _rdb_storage(
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 4
+        if sqlalchemy.make_url(url).get_backend_name() == "postgresql":
+            # An unreachable host must fail a try (to be retried), not hang it.
+            engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
     callback = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -134,8 +159,10 @@ def _rdb_storage(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                return ResilientRDBStorage(
                     url,
+                    outage_limit=outage_limit,
+                    masked_url=mask_url(url),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
