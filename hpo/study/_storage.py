@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -46,27 +47,80 @@ def normalize_url(url: str) -> str:
     """The URL SQLAlchemy is given: plain ``postgresql://`` selects psycopg 3, which we ship.
 
     Raises:
-        StorageError: not a URL SQLAlchemy can parse.
+        StorageError: not a URL SQLAlchemy can parse (a non-numeric port, an unencoded ``@``
+            in the password, no ``://``); the message masks every credential.
     """
+    example = "(e.g. sqlite:///studies/x.db or postgresql://user:pass@host/db)"
+    if _authority(url).count("@") > 1:
+        raise StorageError(
+            f"storage URL {mask_url(url)} has an '@' in its user or password: write it as %40 "
+            f"{example}"
+        )
     try:
         parsed = sqlalchemy.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise StorageError(
-            f"storage URL {url!r} is not a valid SQLAlchemy URL "
-            "(e.g. sqlite:///studies/x.db or postgresql://user:pass@host/db)"
-        ) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        why = "its port is not a number" if "int()" in str(exc) else "not a valid SQLAlchemy URL"
+        raise StorageError(f"storage URL {mask_url(url)}: {why} {example}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 
 
+# Query parameters that carry a secret (libpq's password and sslpassword, tokens of cloud
+# proxies); matched case-insensitively, also as a suffix (``db_password``, ``auth_token``).
+_SECRET_PARAMS = re.compile(
+    r"(?i)(?P<key>[^?&;=]*(?:password|passwd|pass|pwd|secret|token|api_?key|credentials?))="
+    r"(?P<value>[^&;#]*)"
+)
+
+
+def _authority(url: str) -> str:
+    """What follows ``scheme://`` (or ``//``) up to the path: ``user:password@host:port``.
+
+    The userinfo ends at the last ``@`` before the query, so a password holding an unencoded
+    ``@`` or ``/`` still counts as userinfo.
+    """
+    start = url.find("//")
+    if start < 0:
+        return ""
+    rest = url[start + 2 :].split("?", 1)[0]
+    if rest.startswith("/"):  # sqlite:///path: no authority, an '@' belongs to the path
+        return ""
+    at = rest.rfind("@")
+    host_end = len(rest)
+    for sep in "/#":
+        found = rest.find(sep, at + 1)
+        if found >= 0:
+            host_end = min(host_end, found)
+    return rest[:host_end]
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for logs and messages."""
-    try:
-        parsed = sqlalchemy.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        return "<invalid storage URL>"
-    return parsed.render_as_string(hide_password=True)
+    """The URL with every credential replaced by ``***``, for logs, messages and exports.
+
+    Masks the password of the userinfo (even one holding an unencoded ``@``), query parameters
+    such as ``password=``, ``sslpassword=`` or ``token=``, and does not trust a malformed URL:
+    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` that
+    holds an ``@`` shows only its scheme.
+    """
+    masked = _SECRET_PARAMS.sub(lambda m: f"{m['key']}=***", url)
+    start = masked.find("//")
+    if start < 0:
+        if "@" in masked or ":" in masked.partition("?")[0].partition(":")[2]:
+            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*", masked)
+            return f"<invalid storage URL: {scheme[0] if scheme else 'no scheme'}:...>"
+        return masked
+    authority = _authority(masked)
+    at = authority.rfind("@")
+    if at < 0:
+        return masked
+    userinfo = authority[:at]
+    user, has_password, _ = userinfo.partition(":")
+    if "@" in user or "/" in user:
+        user = "***"
+    shown = f"{user}:***" if has_password else user
+    head = masked[: start + 2]
+    return head + shown + masked[start + 2 + at :]
 
 
 def _sqlite_file(url: str) -> Path | None:
