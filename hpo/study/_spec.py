@@ -19,6 +19,7 @@ from hpo.config import (
     format_validation_error,
     load_yaml,
     parse_overrides,
+    register_section_model,
     train_config_from_dict,
 )
 from hpo.exceptions import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 
+@register_section_model
 class StudySettings(StrictModel):
     """How a study runs (the ``study`` section of a study file)."""
 
@@ -120,8 +122,12 @@ def load_study_spec(
     try:
         settings = StudySettings.model_validate(raw["study"])
     except pydantic.ValidationError as exc:
-        msg = format_validation_error(exc, str(path))
-        raise ConfigError(msg.replace(f"{path}: ", f"{path}: study.", 1)) from None
+        msg = format_validation_error(exc, str(path), overrides=parsed, prefix="study.")
+        raise ConfigError(msg) from None
+    try:  # the fixed settings must be valid on their own; a bad --set is blamed as such
+        TrainConfig.model_validate({"data": raw["data"], "train": raw["train"]})
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path), overrides=parsed)) from None
     spec = StudySpec(
         name=name or path.stem,
         path=path,
