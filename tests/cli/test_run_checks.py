@@ -73,6 +73,6 @@ def test_image_size_message_says_its_shape(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
     study_file = write_study(tmp_path, demo_data, epochs=1)
-    code, _, err = run_tiny(run_cli, study_file, 1, "--set", "data.image_size=[32]")
+    _, _, err = run_tiny(run_cli, study_file, 1, "--set", "data.image_size=[32]")
     assert "[height, width]" in err
     assert str(study_file) not in err
