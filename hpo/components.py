@@ -100,9 +100,14 @@ class SamplerInfo:
 
     Attributes:
         exhaustible: It can run out of new points (grid): the worker stops when it has.
+        seed_per_trial: Its ``seed`` is re-derived for every trial from the study seed and the
+            trial number, so workers sharing a study file do not repeat each other's points.
+            False where the seed must stay one per study (grid: it fixes the grid's order, and
+            the sampler already hands each trial an unvisited point).
     """
 
     exhaustible: bool = False
+    seed_per_trial: bool = True
 
 
 @dataclass(frozen=True)

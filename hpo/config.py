@@ -9,7 +9,8 @@ path (``train.optimizer.lr``) in a study file, a ``--set`` override and an expor
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -217,7 +218,7 @@ class DataConfig(StrictModel):
 
     format: Literal["mask", "folder"] = "mask"
     root: Path = Path("data/mask")
-    image_size: tuple[int, int] = (128, 96)
+    image_size: tuple[int, int] = Field((128, 96), description="[height, width], e.g. [64, 48]")
     """Height and width the images are resized to (once, into the decoded-image cache)."""
     crop: tuple[int, int, int, int] | None = None
     """``[top, left, height, width]``: the box of each original photo kept before resizing
@@ -394,14 +395,38 @@ def apply_overrides(
     return out
 
 
-def format_validation_error(exc: pydantic.ValidationError, source: str) -> str:
-    """One line naming the file, the dotted key and what was wrong."""
+def format_validation_error(
+    exc: pydantic.ValidationError,
+    source: str,
+    *,
+    overrides: Sequence[tuple[str, Any]] = (),
+    prefix: str = "",
+) -> str:
+    """One line naming the file, the dotted key and what was wrong.
+
+    When the wrong key was set by a ``--set`` override (``overrides``, as parsed), the line
+    blames the override, not the file, and says what the value should look like. ``prefix``
+    is the section a model other than TrainConfig was read from (``study.``).
+    """
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    loc = prefix + ".".join(parts)
     msg = err["msg"].removeprefix("Value error, ")
+    known = ""
     if err["type"] == "extra_forbidden":
         parent_fields = _known_fields(exc.title, err["loc"])
         known = f"; known keys: {', '.join(parent_fields)}" if parent_fields else ""
+    for key, value in reversed(overrides):
+        if err["type"] == "extra_forbidden" and loc == key:
+            return f"--set {key}: unknown key {loc!r}{known}"
+        if loc == key or loc.startswith(key + "."):
+            hint = _field_description(exc.title, tuple(key.split(".")))
+            shown = _flow(value)
+            detail = "missing a value" if err["type"] == "missing" else msg
+            at = f" at {loc}" if loc != key else ""
+            should = f"; it should be {hint}" if hint else ""
+            return f"--set {key}={shown}: {detail}{at}{should}"
+    if err["type"] == "extra_forbidden":
         return f"{source}: unknown key {loc!r}{known}"
     if err["type"] == "missing":
         return f"{source}: missing key {loc!r}"
@@ -410,8 +435,34 @@ def format_validation_error(exc: pydantic.ValidationError, source: str) -> str:
     return f"{source}: {loc}: {msg}{shown}"
 
 
-def _known_fields(title: str, loc: tuple[Any, ...]) -> list[str]:
+def _flow(value: Any) -> str:
+    """A ``--set`` value as the user typed it, near enough: ``[32]``, ``3``, ``null``, ``abc``."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _field_description(title: str, loc: tuple[Any, ...]) -> str | None:
+    """The ``description`` of the field at ``loc`` in the model named ``title``, if any."""
     models: dict[str, type[BaseModel]] = {"TrainConfig": TrainConfig}
+    model: type[BaseModel] | None = models.get(title)
+    description = None
+    for part in loc:
+        if model is None:
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        description = field.description
+        annotation = field.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return description
+
+
+def _known_fields(title: str, loc: tuple[Any, ...]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"TrainConfig": TrainConfig, **_SECTIONS}
     model: type[BaseModel] | None = models.get(title)
     for part in loc[:-1]:
         if model is None:
@@ -426,6 +477,16 @@ def _known_fields(title: str, loc: tuple[Any, ...]) -> list[str]:
     if model is None:
         return []
     return [k for k in model.model_fields if k != "params"]
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {}
+"""Models of other sections (the study file's ``study:``), registered by their modules."""
+
+
+def register_section_model(model: type[BaseModel]) -> type[BaseModel]:
+    """Let error messages list the known keys of ``model`` (a class decorator)."""
+    _SECTIONS[model.__name__] = model
+    return model
 
 
 def train_config_from_dict(raw: Mapping[str, Any], source: str) -> TrainConfig:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from hpo.data import MASK_CLASS_NAMES
+from hpo.data import MASK_CLASS_NAMES, NUM_MASK_CLASSES
 from hpo.exceptions import DataError
 
 __all__ = [
@@ -74,7 +74,7 @@ def _pick(columns: list[str], wanted: tuple[str, ...], path: Path, what: str) ->
     )
 
 
-def _class_id(text: str, path: Path, line: int, column: str) -> int:
+def _class_id(text: str, path: Path, line: int, column: str, num_classes: int) -> int:
     value = text.strip()
     if not value:
         raise DataError(f"{path}:{line}: {column} is empty (every row needs a class id)")
@@ -82,17 +82,21 @@ def _class_id(text: str, path: Path, line: int, column: str) -> int:
         number = float(value)
     except ValueError:
         number = float("nan")
-    if not number.is_integer() or number < 0:
-        raise DataError(f"{path}:{line}: {column} {text!r} is not a class id (an integer >= 0)")
+    if not number.is_integer() or not 0 <= number < num_classes:
+        raise DataError(
+            f"{path}:{line}: {column} {text!r} is not a class id (an integer from 0 to "
+            f"{num_classes - 1})"
+        )
     return int(number)
 
 
-def read_labels(path: Path) -> dict[str, int]:
+def read_labels(path: Path, *, num_classes: int = NUM_MASK_CLASSES) -> dict[str, int]:
     """Read ``id -> class`` from a CSV; errors name the file and line.
 
     Raises:
         DataError: the file is missing or empty, lacks an id or class column, repeats an id,
-            or holds a class that is not a non-negative integer (``3`` and ``3.0`` are fine).
+            or holds a class that is not an integer from 0 to ``num_classes - 1`` (``3`` and
+            ``3.0`` are fine): an unknown class would be averaged into the macro-F1.
     """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -113,7 +117,7 @@ def read_labels(path: Path) -> dict[str, int]:
                 raise DataError(f"{path}:{line}: {id_col} is empty")
             if key in out:
                 raise DataError(f"{path}:{line}: {id_col} {key!r} repeats line {first_line[key]}")
-            out[key] = _class_id(row.get(class_col) or "", path, line, class_col)
+            out[key] = _class_id(row.get(class_col) or "", path, line, class_col, num_classes)
             first_line[key] = line
     if not out:
         raise DataError(f"{path}: no rows below the header")
@@ -181,15 +185,15 @@ def score_labels(
     )
 
 
-def score_files(pred: Path, truth: Path) -> ScoreReport:
+def score_files(pred: Path, truth: Path, *, num_classes: int = NUM_MASK_CLASSES) -> ScoreReport:
     """Join ``pred`` and ``truth`` on the id and score them.
 
     Raises:
         DataError: a file is unreadable (see ``read_labels``) or the ids differ: every truth id
             needs a prediction, and a prediction without truth means the wrong file.
     """
-    predicted = read_labels(pred)
-    true = read_labels(truth)
+    predicted = read_labels(pred, num_classes=num_classes)
+    true = read_labels(truth, num_classes=num_classes)
     missing = [k for k in true if k not in predicted]
     if missing:
         raise DataError(

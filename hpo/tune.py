@@ -12,8 +12,8 @@ import torch
 from optuna.trial import FrozenTrial
 
 from hpo.components import PRUNERS, SAMPLERS
-from hpo.config import TrainConfig
-from hpo.data import Samples, data_fingerprint, load_samples, load_training_data
+from hpo.config import DataConfig, TrainConfig
+from hpo.data import LoadedData, Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
 from hpo.objective import Objective, trial_config
 from hpo.publish import Publisher
@@ -23,6 +23,7 @@ from hpo.study import (
     WorkerResult,
     build_pruner,
     build_sampler,
+    finished_count,
     load_study_spec,
     mask_url,
     open_storage,
@@ -46,6 +47,8 @@ class TuneSession:
     study: optuna.Study
     objective: Objective
     data_fingerprint: str
+    samples: Samples
+    """The data set's file table (decoding happens only when trials need the images)."""
 
     @property
     def masked_storage(self) -> str:
@@ -60,8 +63,7 @@ class TuneSession:
         on_wait: Callable[[int], None] | None = None,
     ) -> WorkerResult:
         # Pictures, notes and TensorBoard runs of every trial this worker finishes.
-        samples = self.objective.data(self.spec.base_config().data).samples
-        objective = Publisher.create(self.spec, self.study, samples).wrap(self.objective)
+        objective = Publisher.create(self.spec, self.study, self.samples).wrap(self.objective)
         return run_worker(
             self.study,
             objective,
@@ -116,6 +118,7 @@ def dry_run(
     spec = _load_spec(name, config, overrides)
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(spec.path))
     samples = load_samples(spec.base_config().data)
+    _check_against_data(spec, space, samples)
     assert spec.path is not None
     url = resolve_storage_url(
         name, cli=storage, spec=spec.study.storage, studies_dir=spec.path.parent
@@ -136,6 +139,27 @@ def dry_run(
     )
 
 
+def _check_against_data(spec: StudySpec, space: Space, samples: Samples) -> None:
+    """Settings that depend on the data, checked for every value a trial may draw.
+
+    Raises:
+        ConfigError: ``train.kfold.n_splits`` (fixed, or the largest searched value) exceeds
+            the number of people (groups): every trial would fail.
+    """
+    groups = len(set(samples.groups.tolist()))
+    fixed = spec.base_config().train.kfold.n_splits
+    searched = space.params.get("train.kfold.n_splits")
+    candidates = [int(v) for v in searched.extremes()] if searched is not None else [fixed]
+    largest = max(candidates)
+    if largest > groups:
+        where = "the search space's largest" if searched is not None else "fixed"
+        raise ConfigError(
+            f"{spec.path}: train.kfold.n_splits ({where} value {largest}) is more than the "
+            f"{groups} people/groups in {spec.base_config().data.root}: each fold needs at "
+            f"least one; use at most {groups}"
+        )
+
+
 def prepare_session(
     name: str,
     *,
@@ -145,10 +169,16 @@ def prepare_session(
     device: torch.device,
     allow_mismatch: bool = False,
     progress: bool = False,
+    n_trials: int | None = None,
 ) -> TuneSession:
-    """Validate the study file, load the data, open (or create) the study.
+    """Validate the study file, read the data's file table, open (or create) the study.
 
-    Everything a user can get wrong is checked here, before any trial starts.
+    Everything a user can get wrong is checked here, before any trial starts, and before the
+    images are decoded: the fingerprint comes from the file table (names, sizes, labels), so a
+    worker with a different study file or data is refused at once, and a worker joining a study
+    with nothing left to do (``n_trials`` finished trials) decodes nothing. Otherwise the images
+    are decoded (or mapped from the shared cache) here, with a progress bar, before the first
+    trial; a trial whose data settings differ loads its own data when it runs.
     """
     spec = _load_spec(name, config, overrides)
     path = spec.path
@@ -157,14 +187,16 @@ def prepare_session(
     base = spec.base_config()
     for cfg in [base, *space.extreme_configs(spec.fixed_dict(), str(path))]:
         check_weights(cfg.train.model)  # ImageNet weights cached (or fetched) before any trial
-    loaded = load_training_data(base.data, progress=progress)
-    fingerprint = data_fingerprint(base.data, loaded.samples)
+    samples = load_samples(base.data)
+    _check_against_data(spec, space, samples)
+    fingerprint = data_fingerprint(base.data, samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
     rdb = open_storage(
         url,
         heartbeat_interval=spec.study.heartbeat_interval,
         grace_period=spec.study.grace_period,
         max_retry=spec.study.max_retry,
+        outage_limit=spec.study.db_outage_seconds,
     )
     sampler = build_sampler(spec.study.sampler, grid=space.grid)
     pruner = build_pruner(spec.study.pruner)
@@ -176,11 +208,19 @@ def prepare_session(
         sampler=sampler,
         pruner=pruner,
     )
+    loaded: LoadedData | None = None
+    if n_trials is None or finished_count(study) < n_trials:
+        loaded = load_training_data(base.data, progress=progress)
+
+    def load(cfg: DataConfig) -> LoadedData:
+        # No progress bar here: a trial runs under the caller's own progress display.
+        return loaded if loaded is not None and cfg == base.data else load_training_data(cfg)
+
     objective = Objective(
         spec,
         space,
         device=device,
         per_fold_pruning=PRUNERS.info(spec.study.pruner["name"]).unit == "fold",
-        data_loader=lambda cfg: loaded if cfg == base.data else load_training_data(cfg),
+        data_loader=load,
     )
-    return TuneSession(spec, space, url, study, objective, fingerprint)
+    return TuneSession(spec, space, url, study, objective, fingerprint, samples)

@@ -64,6 +64,10 @@ def test_integer_valued_floats_accepted(tmp_path: Path) -> None:
         ("ImageID,ans\na.jpg,0\nb.jpg,cat\n", "p.csv:3: ans 'cat' is not a class id"),
         ("ImageID,ans\na.jpg,1.5\n", "p.csv:2: ans '1.5' is not a class id"),
         ("ImageID,ans\na.jpg,-1\n", "p.csv:2: ans '-1' is not a class id"),
+        (
+            "ImageID,ans\na.jpg,0\nb.jpg,18\n",
+            "p.csv:3: ans '18' is not a class id (an integer from 0 to 17)",
+        ),
         ("ImageID,ans\na.jpg,\n", "p.csv:2: ans is empty"),
         ("ImageID,ans\na.jpg,1\na.jpg,2\n", "p.csv:3: ImageID 'a.jpg' repeats line 2"),
         (

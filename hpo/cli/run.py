@@ -225,6 +225,7 @@ def _run(
         device=torch_device,
         allow_mismatch=allow_mismatch,
         progress=not quiet,
+        n_trials=n_trials,
     )
     study = session.study
     console.print(

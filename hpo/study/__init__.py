@@ -2,6 +2,7 @@
 
 - ``_storage``: URL precedence, ``open_storage(url)`` for every backend, password masking and
   the one "does this study exist" check (``load_study``).
+- ``_outage``: the RDB storage whose calls retry while the database is unreachable.
 - ``_samplers`` / ``_pruners``: registry entries (declared in :mod:`hpo.components`), rebuilt
   from the study file by every worker.
 - ``_worker``: the loop that claims slots of the study-wide total and runs trials.

@@ -19,11 +19,12 @@ from hpo.config import (
     format_validation_error,
     load_yaml,
     parse_overrides,
+    register_section_model,
     train_config_from_dict,
 )
 from hpo.exceptions import ConfigError
 from hpo.space import parse_space
-from hpo.study._storage import resolve_storage_url
+from hpo.study._storage import DEFAULT_OUTAGE_LIMIT, resolve_storage_url
 
 __all__ = [
     "StudySettings",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 
+@register_section_model
 class StudySettings(StrictModel):
     """How a study runs (the ``study`` section of a study file)."""
 
@@ -45,7 +47,10 @@ class StudySettings(StrictModel):
     heartbeat_interval: int = Field(60, ge=1)
     """Seconds between a running trial's heartbeats; a silent trial is failed and retried."""
     grace_period: int | None = Field(None, ge=1)
-    """Seconds without a heartbeat before a trial counts as stale (default 2x the interval)."""
+    """Seconds without a heartbeat before a trial counts as stale; default: the larger of
+    2x the interval and the interval plus ``db_outage_seconds``."""
+    db_outage_seconds: float = Field(DEFAULT_OUTAGE_LIMIT, gt=0)
+    """How long a worker retries while the database is unreachable before it exits."""
     max_retry: int = Field(2, ge=0)
     """How often a trial whose worker died is re-queued with the same parameters."""
     max_consecutive_failures: int = Field(5, ge=1)
@@ -122,8 +127,12 @@ def load_study_spec(
     try:
         settings = StudySettings.model_validate(raw["study"])
     except pydantic.ValidationError as exc:
-        msg = format_validation_error(exc, str(path))
-        raise ConfigError(msg.replace(f"{path}: ", f"{path}: study.", 1)) from None
+        msg = format_validation_error(exc, str(path), overrides=parsed, prefix="study.")
+        raise ConfigError(msg) from None
+    try:  # the fixed settings must be valid on their own; a bad --set is blamed as such
+        TrainConfig.model_validate({"data": raw["data"], "train": raw["train"]})
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path), overrides=parsed)) from None
     spec = StudySpec(
         name=name or path.stem,
         path=path,

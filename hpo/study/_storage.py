@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -13,8 +15,10 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpo.exceptions import StorageError
+from hpo.study._outage import ResilientRDBStorage
 
 __all__ = [
+    "DEFAULT_OUTAGE_LIMIT",
     "list_study_names",
     "load_study",
     "mask_url",
@@ -24,6 +28,9 @@ __all__ = [
 ]
 
 _CREATE_ATTEMPTS = 5
+_CONNECT_TIMEOUT = 10
+DEFAULT_OUTAGE_LIMIT = 120.0
+"""Seconds a worker waits for an unreachable database (``study.db_outage_seconds``)."""
 
 
 def resolve_storage_url(
@@ -40,27 +47,80 @@ def normalize_url(url: str) -> str:
     """The URL SQLAlchemy is given: plain ``postgresql://`` selects psycopg 3, which we ship.
 
     Raises:
-        StorageError: not a URL SQLAlchemy can parse.
+        StorageError: not a URL SQLAlchemy can parse (a non-numeric port, an unencoded ``@``
+            in the password, no ``://``); the message masks every credential.
     """
+    example = "(e.g. sqlite:///studies/x.db or postgresql://user:pass@host/db)"
+    if _authority(url).count("@") > 1:
+        raise StorageError(
+            f"storage URL {mask_url(url)} has an '@' in its user or password: write it as %40 "
+            f"{example}"
+        )
     try:
         parsed = sqlalchemy.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise StorageError(
-            f"storage URL {url!r} is not a valid SQLAlchemy URL "
-            "(e.g. sqlite:///studies/x.db or postgresql://user:pass@host/db)"
-        ) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        why = "its port is not a number" if "int()" in str(exc) else "not a valid SQLAlchemy URL"
+        raise StorageError(f"storage URL {mask_url(url)}: {why} {example}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 
 
+# Query parameters that carry a secret (libpq's password and sslpassword, tokens of cloud
+# proxies); matched case-insensitively, also as a suffix (``db_password``, ``auth_token``).
+_SECRET_PARAMS = re.compile(
+    r"(?i)(?P<key>[^?&;=]*(?:password|passwd|pass|pwd|secret|token|api_?key|credentials?))="
+    r"(?P<value>[^&;#]*)"
+)
+
+
+def _authority(url: str) -> str:
+    """What follows ``scheme://`` (or ``//``) up to the path: ``user:password@host:port``.
+
+    The userinfo ends at the last ``@`` before the query, so a password holding an unencoded
+    ``@`` or ``/`` still counts as userinfo.
+    """
+    start = url.find("//")
+    if start < 0:
+        return ""
+    rest = url[start + 2 :].split("?", 1)[0]
+    if rest.startswith("/"):  # sqlite:///path: no authority, an '@' belongs to the path
+        return ""
+    at = rest.rfind("@")
+    host_end = len(rest)
+    for sep in "/#":
+        found = rest.find(sep, at + 1)
+        if found >= 0:
+            host_end = min(host_end, found)
+    return rest[:host_end]
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for logs and messages."""
-    try:
-        parsed = sqlalchemy.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        return "<invalid storage URL>"
-    return parsed.render_as_string(hide_password=True)
+    """The URL with every credential replaced by ``***``, for logs, messages and exports.
+
+    Masks the password of the userinfo (even one holding an unencoded ``@``), query parameters
+    such as ``password=``, ``sslpassword=`` or ``token=``, and does not trust a malformed URL:
+    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` that
+    holds an ``@`` shows only its scheme.
+    """
+    masked = _SECRET_PARAMS.sub(lambda m: f"{m['key']}=***", url)
+    start = masked.find("//")
+    if start < 0:
+        if "@" in masked or ":" in masked.partition("?")[0].partition(":")[2]:
+            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*", masked)
+            return f"<invalid storage URL: {scheme[0] if scheme else 'no scheme'}:...>"
+        return masked
+    authority = _authority(masked)
+    at = authority.rfind("@")
+    if at < 0:
+        return masked
+    userinfo = authority[:at]
+    user, has_password, _ = userinfo.partition(":")
+    if "@" in user or "/" in user:
+        user = "***"
+    shown = f"{user}:***" if has_password else user
+    head = masked[: start + 2]
+    return head + shown + masked[start + 2 + at :]
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -78,22 +138,27 @@ def open_storage(
     grace_period: int | None = None,
     max_retry: int = 2,
     create: bool = True,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> BaseStorage:
     """The storage behind ``url``; the one place that knows the backends.
 
     Dispatches on the URL's scheme, like Optuna's ``get_storage``: SQLite and every other
     SQLAlchemy database become an ``RDBStorage`` with heartbeats and stale-trial retry (SQLite
-    waits for the lock of other workers, PostgreSQL pings pooled connections). A new backend
-    (Optuna's JournalStorage, its gRPC proxy) is one more branch here.
+    waits for the lock of other workers, PostgreSQL pings pooled connections) whose calls ride
+    out a database outage of up to ``outage_limit`` seconds (:mod:`hpo.study._outage`). A new
+    backend (Optuna's JournalStorage, its gRPC proxy) is one more branch here.
 
     Args:
         url: Storage URL.
         heartbeat_interval: Seconds between running trials' heartbeats; None for none (readers
             such as the dashboard or ``hpo export``).
-        grace_period: Seconds without a heartbeat before a trial is stale.
+        grace_period: Seconds without a heartbeat before a trial is stale; None for the
+            default, ``max(2 * heartbeat_interval, heartbeat_interval + outage_limit)``: a
+            worker cut off from the database for up to ``outage_limit`` seconds keeps its trial.
         max_retry: How often a stale trial is re-queued with the same parameters.
         create: Create a missing SQLite file; False for commands that only read an existing
             study (a typo must not leave an empty database behind).
+        outage_limit: Seconds calls retry while the database is unreachable (once opened).
 
     Raises:
         StorageError: the database cannot be reached, or (``create=False``) does not exist;
@@ -109,13 +174,24 @@ def open_storage(
             )
         if not path.parent.exists():
             raise StorageError(f"storage {mask_url(url)}: folder {path.parent} does not exist")
+    if heartbeat_interval and grace_period is None:
+        grace_period = max(2 * heartbeat_interval, heartbeat_interval + math.ceil(outage_limit))
     return _rdb_storage(
-        url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry
+        url,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        max_retry=max_retry,
+        outage_limit=outage_limit,
     )
 
 
 def _rdb_storage(
-    url: str, *, heartbeat_interval: int | None, grace_period: int | None, max_retry: int
+    url: str,
+    *,
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    max_retry: int,
+    outage_limit: float,
 ) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if sqlalchemy.make_url(url).get_backend_name() == "sqlite":
@@ -125,6 +201,9 @@ def _rdb_storage(
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 4
+        if sqlalchemy.make_url(url).get_backend_name() == "postgresql":
+            # An unreachable host must fail a try (to be retried), not hang it.
+            engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
     callback = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -134,8 +213,10 @@ def _rdb_storage(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                return ResilientRDBStorage(
                     url,
+                    outage_limit=outage_limit,
+                    masked_url=mask_url(url),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,

@@ -4,10 +4,15 @@ Several workers (processes, machines) share one study through its storage. ``--n
 is the study-wide number of finished (complete + pruned) trials: each worker claims a slot
 before it trains, a worker that loses a race for the last slot gives its trial up, and a worker
 with no free slot waits for the trials of other workers to end (one may fail and free a slot).
+
+A database outage is ridden out by the storage (:mod:`hpo.study._outage`); when it lasts past
+``study.db_outage_seconds`` the worker stops with a ``StorageError`` and leaves its trial
+RUNNING: once the database is back, another worker finds it stale and runs it again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +22,7 @@ from typing import Any, cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.exceptions import StorageError
 from hpo.study._summary import DISCARDED_ATTR, FINISHED
 
 __all__ = ["WorkerResult", "run_worker"]
@@ -24,8 +30,37 @@ __all__ = ["WorkerResult", "run_worker"]
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 
+_log = logging.getLogger(__name__)
+
+
 class _OverCap(Exception):
     """This worker lost the race for the study's last slot; its trial is given up."""
+
+
+class _StorageLost(BaseException):
+    """The database stayed away too long inside a trial.
+
+    A BaseException, so Optuna neither catches it nor tries to tell the trial (the tell could
+    only fail too); the trial stays RUNNING for another worker to retry.
+    """
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _storage_error_in(exc: BaseException) -> StorageError | None:
+    """The StorageError behind ``exc``: Optuna's tell may hide it behind its own errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageError):
+            return current
+        if isinstance(current, _StorageLost):
+            return current.error
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @dataclass
@@ -72,6 +107,7 @@ def run_worker(
 
     Raises:
         KeyboardInterrupt: after Optuna has marked the running trial failed.
+        StorageError: the database stayed unreachable past the storage's outage limit.
     """
     result = WorkerResult()
     started = time.monotonic()
@@ -84,7 +120,10 @@ def run_worker(
         if n_trials is not None and _claimed_before(study, trial.number) >= n_trials:
             trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
             raise _OverCap
-        return objective(trial)
+        try:
+            return objective(trial)
+        except StorageError as exc:
+            raise _StorageLost(exc) from None
 
     while True:
         if timeout is not None and time.monotonic() - started >= timeout:
@@ -110,7 +149,15 @@ def run_worker(
                     optuna.storages.fail_stale_trials(study)
                 continue
         current.clear()
-        study.optimize(guarded, n_trials=1, catch=(Exception,))
+        try:
+            study.optimize(guarded, n_trials=1, catch=(Exception,))
+        except (Exception, _StorageLost) as exc:
+            lost = _storage_error_in(exc)
+            if lost is not None:
+                raise lost from None
+            if "number" not in current or not _taken_over(study, current["number"]):
+                raise
+            continue
         if "number" not in current:
             continue
         trial = study.get_trials(deepcopy=False)[current["number"]]
@@ -126,3 +173,20 @@ def run_worker(
         if exhaustible and cast(Any, study.sampler).is_exhausted(study):
             result.stopped_by = "exhausted"
             return result
+
+
+def _taken_over(study: optuna.Study, number: int) -> bool:
+    """Whether another worker failed trial ``number`` (as stale) while this one ran it.
+
+    Optuna then cannot tell the trial (``Cannot tell a FAIL trial``); its retry runs elsewhere,
+    so this worker logs it and goes on.
+    """
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state != TrialState.FAIL:
+        return False
+    _log.warning(
+        "trial %d was failed as stale by another worker while this one ran it (its heartbeat "
+        "was silent longer than the grace period); its retry runs as a new trial",
+        number,
+    )
+    return True

@@ -103,6 +103,29 @@ class PostgresServer:
     password: str
     database: str
     socket_dir: Path
+    bindir: Path | None = None
+    data_dir: Path | None = None
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m MODE``) to simulate an outage; :meth:`start` again.
+
+        Clients see their connections closed and new logins refused until the server is back.
+        """
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def start(self) -> None:
+        """Start the stopped server again, on the same port with the same data."""
+        assert self.data_dir is not None
+        self._pg_ctl("-l", str(self.data_dir.parent / "server.log"), "-w", "-t", "30", "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        if self.bindir is None or self.data_dir is None:
+            raise RuntimeError("this server was not started by postgres_server()")
+        _run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), *args],
+            run_as=_server_user(),
+            cwd=self.data_dir.parent,
+        )
 
     @property
     def url(self) -> str:
@@ -221,6 +244,8 @@ def postgres_server(
             password=password,
             database=database,
             socket_dir=root,
+            bindir=bindir,
+            data_dir=data,
         )
         _create_user(server)
         yield server

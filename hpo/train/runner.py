@@ -227,10 +227,19 @@ def load_models(info: RunInfo, device: torch.device) -> list[nn.Module]:
         model = build_model(spec, info.num_classes, info.config.data.image_size)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            # PyTorch's own message advises weights_only=False: unsafe for a file from
+            # elsewhere, and never what a run directory of ours needs.
+            raise DataError(
+                f"{path}: not a valid model state dict (corrupt, truncated or not written by "
+                "`hpo train`)"
+            ) from None
+        try:
             model.load_state_dict(state)
         except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(
-                f"{path}: cannot load the model ({type(exc).__name__}: {exc})"
+                f"{path}: the state dict does not fit the model in config.yaml ({first})"
             ) from None
         model = model.to(device).eval()
         if channels_last:

@@ -21,7 +21,7 @@ CliRun = Callable[..., tuple[int, str, str]]
 
 TINY_STUDY = """\
 study:
-  sampler: {{name: random, seed: 0}}
+  sampler: {{name: random, seed: 3}}  # draws lr 0.05, 1e30 (fails), 1e-7 (pruned), ...
   pruner: {{name: median, n_startup_trials: 1, n_warmup_steps: 0}}
   storage: sqlite:///{db}
 data:

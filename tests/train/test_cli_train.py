@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,15 @@ def test_train_writes_the_run_directory(
     assert info.model_paths == [run_dir / "fold_0" / "model.pt"]
     (loaded,) = load_models(info, CPU)
     assert not loaded.training
+
+    # A corrupt model file is one line that gives no unsafe advice (weights_only=False).
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((run_dir / "fold_0" / "model.pt").read_bytes()[:200])
+    with pytest.raises(DataError) as excinfo:
+        load_models(dataclasses.replace(info, model_paths=[corrupt]), CPU)
+    message = str(excinfo.value)
+    assert "not a valid model state dict" in message
+    assert "weights_only" not in message and "\n" not in message
 
 
 def test_full_trains_one_model_on_all_data(
