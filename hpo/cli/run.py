@@ -98,25 +98,7 @@ _log = logging.getLogger("hpo")
 # A supervised worker: the parent's pid, so the child stops when its parent is gone.
 @click.option("--worker-of", type=int, default=None, hidden=True)
 @click.option("--threads", type=int, default=None, hidden=True)
-def run(
-    name: str,
-    config: Path | None,
-    n_trials: int | None,
-    timeout: float | None,
-    storage: str | None,
-    device: str,
-    overrides: tuple[str, ...],
-    allow_mismatch: bool,
-    quiet: bool,
-    dry_run: bool,
-    tensorboard: Path | None,
-    devices: str | None,
-    workers_per_device: int | None,
-    workers: int | None,
-    restart_dead: bool,
-    worker_of: int | None,
-    threads: int | None,
-) -> None:
+def run(**options: Any) -> None:
     """Run trials of study NAME until it holds --n-trials finished trials.
 
     One of --n-trials or --timeout is required (both: whichever comes first).
@@ -126,25 +108,7 @@ def run(
     its total, 1 when workers died before it did, 130 on SIGINT, 143 on SIGTERM).
     """
     with stop_on_signals():
-        _run(
-            name,
-            config=config,
-            n_trials=n_trials,
-            timeout=timeout,
-            storage=storage,
-            device=device,
-            overrides=overrides,
-            allow_mismatch=allow_mismatch,
-            quiet=quiet,
-            dry_run=dry_run,
-            tensorboard=tensorboard,
-            devices=devices,
-            workers_per_device=workers_per_device,
-            workers=workers,
-            restart_dead=restart_dead,
-            worker_of=worker_of,
-            threads=threads,
-        )
+        _run(**options)
 
 
 def _run(

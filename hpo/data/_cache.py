@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from hpo.exceptions import DataError
+from hpo.locks import file_lock
 
 __all__ = ["DecodedImages", "decode_error", "decode_image", "default_cache_dir", "load_images"]
 
@@ -197,21 +198,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: builders may race, renames keep readers safe
-        yield
-        return
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _build(
     cache_dir: Path,
     key: str,
@@ -306,7 +292,7 @@ def load_images(
         directory.mkdir(parents=True, exist_ok=True)
         opened = _open(directory, key, len(paths))
         if opened is None:
-            with _locked(directory / f"images-{key}.lock"):
+            with file_lock(directory / f"images-{key}.lock"):
                 opened = _open(directory, key, len(paths))  # another worker may have built it
                 if opened is None:
                     _build(directory, key, paths, size, progress, crop)

@@ -11,10 +11,8 @@ path where the file can be placed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +20,7 @@ import torch
 
 from hpo.components import MODELS
 from hpo.exceptions import ConfigError
+from hpo.locks import file_lock
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
@@ -112,7 +111,7 @@ def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: boo
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path.with_name(path.name + ".lock")):
+        with file_lock(path.with_name(path.name + ".lock")):
             if not path.is_file():  # another worker may have downloaded it meanwhile
                 logger.info("downloading %s to %s", weights.url, path)
                 torch.hub.download_url_to_file(weights.url, str(path), progress=progress)
@@ -163,18 +162,3 @@ def check_weights(spec: ModelSpec) -> None:
             )
     elif resolved is not None:
         fetch(resolved)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: concurrent downloads race, torch's rename keeps files whole
-        yield
-        return
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
