@@ -358,3 +358,139 @@ def test_trial_view_shows_the_confusion_matrix_and_the_note(
     assert "confusion_matrix.png" in body and "per_class_f1.csv" in body
     assert shot.stat().st_size > 20_000
     keep_screenshot(shot)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dashboard on a study that workers are writing to: no extra flags, no locked database.
+
+_LIVE_STUDY = """\
+study:
+  sampler: {{name: random, seed: 3}}
+  pruner: {{name: median, n_startup_trials: 1, n_warmup_steps: 0}}
+data:
+  root: {root}
+  image_size: [32, 24]
+train:
+  model: {{name: small_cnn, width: 8}}
+  epochs: 2
+  batch_size: 32
+  optimizer: {{name: sgd, lr: 0.003}}
+  kfold: {{n_splits: 3, folds: 2}}
+search_space:
+  train.optimizer.lr: {{choice: [0.05, 0.02, 1.0e-6]}}
+"""
+
+
+def _wait_for_study_row(db: Path, name: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait (read-only, creating nothing) until a worker has created the study in ``db``."""
+    import sqlite3
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if db.is_file():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    rows = conn.execute(
+                        "SELECT 1 FROM studies WHERE study_name = ?", (name,)
+                    ).fetchall()
+                if rows:
+                    return
+            except sqlite3.Error:
+                pass  # the tables are not there yet
+        assert all(p.poll() is None for p in procs), "a worker exited before creating the study"
+        time.sleep(0.2)
+    pytest.fail(f"no study {name!r} in {db} within 120 s")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200, url
+        return response.read()
+
+
+@pytest.mark.slow
+def test_dashboard_serves_artifacts_while_two_workers_write_the_sqlite_study(
+    tmp_path: Path, demo_data: Path
+) -> None:
+    import json
+
+    from hpo.study import FINISHED
+
+    n_trials = 6
+    study = PicturesStudy(tmp_path, name="live")
+    study.studies_dir.mkdir()
+    study.study_file.write_text(_LIVE_STUDY.format(root=demo_data))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("HPO_STORAGE", None)
+    hpo = [sys.executable, "-m", "hpo"]
+    run = [*hpo, "run", "--study", study.name, "--n-trials", str(n_trials), "--quiet"]
+    logs = [tmp_path / f"worker{i}.out" for i in range(2)] + [tmp_path / "dashboard.out"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for log in logs[:2]:
+            with log.open("w") as out:
+                procs.append(subprocess.Popen(
+                    run, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+                ))  # fmt: skip
+        workers = list(procs)
+        _wait_for_study_row(study.studies_dir / f"{study.name}.db", study.name, workers)
+        # No --storage, no --artifacts: studies/live.db and studies/live.artifacts, the latter
+        # not there yet when the dashboard starts.
+        with logs[2].open("w") as out:
+            dashboard = subprocess.Popen(
+                [*hpo, "dashboard", "--study", study.name, "--port", "0"],
+                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        procs.append(dashboard)
+        page = _wait_for_url(dashboard, logs[2])
+        assert f"Artifacts: studies/{study.name}.artifacts" in logs[2].read_text()
+        base, study_id = page.split("/dashboard/studies/")
+        api = f"{base}/api/studies/{study_id}?after=0"
+
+        # Poll as the page does, for as long as a worker runs (bounded in time and count).
+        served: dict[str, bytes] = {}
+        polls_while_running = 0
+        polls_mid_study = 0  # answered while the study had unfinished trials
+        deadline = time.monotonic() + 280
+        for _ in range(5000):
+            running = any(w.poll() is None for w in workers)
+            detail = json.loads(_get(api))
+            polls_while_running += running
+            done = [t for t in detail["trials"] if t["state"] in ("Complete", "Pruned")]
+            polls_mid_study += running and len(done) < n_trials
+            for trial in detail["trials"]:
+                for meta in trial["artifacts"]:
+                    artifact_id = meta["artifact_id"]
+                    if artifact_id not in served:
+                        url = f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact_id}"
+                        served[artifact_id] = _get(url)
+            if not running or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        codes = [w.wait(30) for w in workers]
+        final = json.loads(_get(api))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+    outputs = [log.read_text() for log in logs]
+    assert codes == [0, 0], outputs
+    for output in outputs:
+        assert "database is locked" not in output
+        assert "Traceback" not in output
+    # The polls overlapped the run, and saw every finished trial at the end.
+    assert polls_while_running > 0 and polls_mid_study > 0
+    finished = optuna.load_study(study_name=study.name, storage=study.storage_url).get_trials(
+        states=FINISHED
+    )
+    assert len(finished) == n_trials
+    assert len(final["trials"]) == n_trials
+    # Every trial's artifacts, from the store the dashboard found by itself.
+    assert all(trial["artifacts"] for trial in final["trials"])
+    assert served and all(served.values())
+    assert any(content.startswith(b"\x89PNG") for content in served.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,18 +196,19 @@ def test_two_cpu_workers_finish_the_exact_total_side_by_side(
     assert log.count("decoding 168 images") <= 1
 
 
-@pytest.mark.slow
-def test_a_killed_worker_is_reported_and_its_trial_retried(
-    tmp_path: Path, demo_data: Path
-) -> None:
+def kill_a_worker(tmp_path: Path, demo_data: Path, *extra: str) -> tuple[FrozenTrial, str]:
+    """3 trials on 2 workers; SIGKILL the worker of a running trial; the study still finishes.
+
+    Returns:
+        The killed trial (FAIL, retried by a finished trial) and the parent's output.
+    """
     study_file = write_study(tmp_path, demo_data, epochs=25)
-    parent = start_hpo(study_file, 3, "--workers", "2")
-    running = wait_for_running(tmp_path, parent, 2)
-    victim = running[0]
+    parent = start_hpo(study_file, 3, "--workers", "2", *extra)
+    victim = wait_for_running(tmp_path, parent, 2)[0]
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     out = parent.communicate(timeout=280)[0].decode()
     assert parent.returncode == 0, out  # the study reached its total
-    assert "exited (killed by SIGKILL)" in out and "failed and re-queued" in out
+    assert f"exited (killed by SIGKILL); its trial {victim.number} failed and re-queued" in out
     study = load(tmp_path)
     assert len(study.get_trials(states=FINISHED)) == 3
     assert_nothing_running(study)
@@ -216,6 +218,45 @@ def test_a_killed_worker_is_reported_and_its_trial_retried(
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retried and retried[0].params == killed.params
     assert retried[0].state in FINISHED
+    return killed, out
+
+
+# The parent's line for each worker process it starts (hpo/cli/_live.py, WorkerView.handle).
+STARTED = re.compile(
+    r"(?P<name>w\d+) cpu \| started \(pid (?P<pid>\d+), cpu, \d+ thread\(s\)"
+    r"(?:, restart (?P<restart>\d+))?\)"
+)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reported_and_its_trial_retried(
+    tmp_path: Path, demo_data: Path
+) -> None:
+    _, out = kill_a_worker(tmp_path, demo_data)
+    # Without --restart-dead the other worker finishes the study alone.
+    assert "restarting it" not in out
+    assert len(STARTED.findall(out)) == 2
+
+
+@pytest.mark.slow
+def test_restart_dead_starts_a_killed_worker_again(tmp_path: Path, demo_data: Path) -> None:
+    killed, out = kill_a_worker(tmp_path, demo_data, "--restart-dead")
+    # pid -> (worker name, restart number) of every worker process the parent started.
+    started = {int(m["pid"]): (m["name"], int(m["restart"] or 0)) for m in STARTED.finditer(out)}
+    name, restart = started[killed.user_attrs["worker"]["pid"]]
+    assert restart == 0, out
+    exited = (
+        f"{name} cpu | exited (killed by SIGKILL); its trial {killed.number} failed and "
+        "re-queued; restarting it"
+    )
+    assert exited in out
+    # Three processes ran: the two first workers and the killed one started again, once.
+    assert len(started) == 3, out
+    [again] = [pid for pid, (_, number) in started.items() if number]
+    assert started[again] == (name, 1)
+    assert out.index(exited) < out.index(f"started (pid {again},")
+    # Every trial ran in one of those processes.
+    assert {t.user_attrs["worker"]["pid"] for t in load(tmp_path).trials} <= started.keys()
 
 
 @pytest.mark.slow
