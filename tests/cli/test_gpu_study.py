@@ -41,6 +41,7 @@ def test_one_tiny_trial_on_cpu(
     cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
     cached.parent.mkdir(parents=True)
     torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), cached)
+    shipped = sorted(STUDY.parent.iterdir())
     code, _, err = run_cli(
         "run",
         "--study",
@@ -59,6 +60,8 @@ def test_one_tiny_trial_on_cpu(
         "--set",
         f"data.cache_dir={tmp_path / 'cache'}",
         "--set",
+        f"study.artifacts={tmp_path / 'artifacts'}",
+        "--set",
         "train.model={name: mobilenet_v3_small, weights: imagenet}",
         "--set",
         "train.epochs=1",
@@ -68,3 +71,5 @@ def test_one_tiny_trial_on_cpu(
         "train.kfold.n_splits=3",
     )
     assert code == 0, err
+    assert sorted(STUDY.parent.iterdir()) == shipped  # nothing written beside the shipped file
+    assert any((tmp_path / "artifacts").iterdir())
