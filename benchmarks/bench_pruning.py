@@ -50,6 +50,7 @@ def run_study(
     """One ``hpo run``; the study's trials in number order and the wall time."""
     db = tmp / f"{variant}-{seed}.db"
     sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
+    sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
     start = time.perf_counter()
     hpo(
         "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", f"sqlite:///{db}",

@@ -66,7 +66,8 @@ def tuned(
         if sampler == "tpe"
         else f"study.sampler={{name: {sampler}, seed: {seed}}}"
     )
-    sets = [f"data.root={data}", spec, *extra]
+    artifacts = tmp / f"{sampler}-{seed}.artifacts"
+    sets = [f"data.root={data}", spec, *extra, f"study.artifacts={artifacts}"]
     start = time.perf_counter()
     hpo(
         "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", db, "--quiet",

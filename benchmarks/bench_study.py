@@ -64,6 +64,8 @@ def main() -> None:
             f"sqlite:///{db}",
             "--set",
             f"data.root={data}",
+            "--set",
+            f"study.artifacts={db.with_suffix('.artifacts')}",
             "--quiet",
         ]
         t0 = time.perf_counter()

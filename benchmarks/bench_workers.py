@@ -84,6 +84,7 @@ def bench_demo(workers: int, trials: int, data: Path, tmp: Path, quick: bool) ->
     db = tmp / f"demo-{workers}.db"
     cmd = [sys.executable, "-m", "hpo", "run", "--study", "mask-clf", "--n-trials", str(trials)]
     cmd += ["--storage", f"sqlite:///{db}", "--set", f"data.root={data}", "--quiet"]
+    cmd += ["--set", f"study.artifacts={tmp / f'demo-{workers}.artifacts'}"]
     cmd += ["--workers", str(workers)]
     if quick:
         cmd += ["--set", "train.epochs=3", "--set", "data.image_size=[32,24]"]
