@@ -114,10 +114,15 @@ def run_worker(
     failures = 0
 
     current: dict[str, int] = {}
+    ended: list[FrozenTrial] = []
 
     def guarded(trial: optuna.Trial) -> float:
         current["number"] = trial.number
-        if n_trials is not None and _claimed_before(study, trial.number) >= n_trials:
+        # Trials below this one number at most trial.number, so only a trial numbered
+        # n_trials or higher can be over the cap: the count (a read of the whole study) is
+        # needed only then, not for every trial.
+        over = n_trials is not None and trial.number >= n_trials
+        if over and _claimed_before(study, trial.number) >= cast(int, n_trials):
             trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
             raise _OverCap
         try:
@@ -149,8 +154,15 @@ def run_worker(
                     optuna.storages.fail_stale_trials(study)
                 continue
         current.clear()
+        ended.clear()
         try:
-            study.optimize(guarded, n_trials=1, catch=(Exception,))
+            # The callback hands over the trial as told: no second read of the study for it.
+            study.optimize(
+                guarded,
+                n_trials=1,
+                catch=(Exception,),
+                callbacks=[lambda _study, frozen: ended.append(frozen)],
+            )
         except (Exception, _StorageLost) as exc:
             lost = _storage_error_in(exc)
             if lost is not None:
@@ -158,9 +170,9 @@ def run_worker(
             if "number" not in current or not _taken_over(study, current["number"]):
                 raise
             continue
-        if "number" not in current:
+        if "number" not in current or not ended:
             continue
-        trial = study.get_trials(deepcopy=False)[current["number"]]
+        trial = ended[-1]
         if DISCARDED_ATTR in trial.user_attrs:
             continue
         result.ran.append(trial.number)
