@@ -1,27 +1,29 @@
-"""Batch-norm statistics that are right at evaluation: recomputed when the running ones lag.
+"""Batch-norm statistics that are right at evaluation, even for slow running averages.
 
 A batch-norm layer evaluates with running averages of its batch statistics, updated with
 ``momentum`` each training step and starting from mean 0, variance 1. torchvision's MobileNetV3
-and EfficientNet-style models use momentum 0.01 (MNASNet 0.0003), so after the few hundred steps
-of a short run on a small data set the averages still mostly hold their starting values:
-evaluated with them, a network that trains well predicts one class. Where a layer's starting
-values still weigh more than :data:`STALE_WEIGHT` in its running average, :func:`recalibrate`
-recomputes the statistics of every trainable batch-norm layer as the exact mean over training
-batches (no augmentation, dropout off), the "precise BN" of Wu & Johnson (2021).
+and EfficientNet-style models use momentum 0.01 (MNASNet 0.0003): with the few steps per epoch
+of a small data set the averages still mostly hold their starting values (after 24 steps,
+79 %), and a network that trains well, evaluated with them, predicts one class. A layer whose
+average cannot forget within one epoch (``(1 - momentum) ** steps > STALE_WEIGHT``) therefore
+averages the batch statistics of each epoch equally instead (torch's cumulative average,
+``momentum=None``, restarted every epoch): at the epoch's end its statistics are those of that
+epoch, at no extra cost. Layers with torch's default momentum 0.1 are left alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterator
 
-import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["STALE_WEIGHT", "recalibrate", "stale_layers", "trainable_layers"]
+__all__ = ["STALE_WEIGHT", "epoch_averaged", "slow_layers", "trainable_layers"]
 
 STALE_WEIGHT = 0.05
-"""Recompute when a layer's starting statistics still weigh more than this in its average."""
+"""A layer is slow when its previous statistics would still weigh more than this after one
+epoch of updates."""
 
 
 def trainable_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -34,36 +36,26 @@ def trainable_layers(model: nn.Module) -> list[_BatchNorm]:
     ]
 
 
-def stale_layers(layers: Iterable[_BatchNorm]) -> list[_BatchNorm]:
-    """The layers whose starting statistics weigh more than :data:`STALE_WEIGHT`: after ``t``
-    updates with momentum ``m`` they weigh ``(1 - m) ** t`` (none with a cumulative average)."""
-    out = []
-    for layer in layers:
-        tracked = int(layer.num_batches_tracked) if layer.num_batches_tracked is not None else 0
-        momentum = layer.momentum
-        weight = 1.0 if tracked == 0 else 0.0 if momentum is None else (1 - momentum) ** tracked
-        if weight > STALE_WEIGHT:
-            out.append(layer)
-    return out
+def slow_layers(layers: list[_BatchNorm], steps: int) -> list[_BatchNorm]:
+    """The layers whose running average still holds more than :data:`STALE_WEIGHT` of its
+    previous values after ``steps`` updates: ``(1 - momentum) ** steps``."""
+    return [
+        layer
+        for layer in layers
+        if layer.momentum is not None and (1 - layer.momentum) ** steps > STALE_WEIGHT
+    ]
 
 
-@torch.no_grad()
-def recalibrate(
-    model: nn.Module, layers: list[_BatchNorm], batches: Iterable[torch.Tensor]
-) -> None:
-    """Recompute ``layers``' running statistics as the mean over ``batches`` of inputs.
-
-    The rest of the model runs in eval mode (dropout off, other batch norms fixed); the model
-    is left in eval mode, each layer's momentum as it was.
-    """
-    model.eval()
+@contextlib.contextmanager
+def epoch_averaged(layers: list[_BatchNorm]) -> Iterator[None]:
+    """For the block (one epoch's training), ``layers`` restart their statistics and average
+    every batch equally; their momentum is restored afterwards."""
     saved = [layer.momentum for layer in layers]
     for layer in layers:
         layer.reset_running_stats()
-        layer.momentum = None  # cumulative average over the batches
-        layer.train()
-    for x in batches:
-        model(x)
-    for layer, momentum in zip(layers, saved, strict=True):
-        layer.momentum = momentum
-        layer.eval()
+        layer.momentum = None
+    try:
+        yield
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum

@@ -24,7 +24,7 @@ from torch import nn
 from hpo.components import MODELS
 from hpo.config import AugmentConfig, TrainConfig
 from hpo.exceptions import DataError, TrainingError
-from hpo.train.batchnorm import recalibrate, stale_layers, trainable_layers
+from hpo.train.batchnorm import epoch_averaged, slow_layers, trainable_layers
 from hpo.train.device import use_channels_last
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
@@ -32,16 +32,12 @@ from hpo.train.models import build_model, head_name, set_backbone_trainable
 from hpo.train.optim import build_optimizer, build_schedule
 
 __all__ = [
-    "BN_RECALIBRATION_IMAGES",
     "EpochResult",
     "FitResult",
     "amp_dtype",
     "fit",
     "predict_proba",
 ]
-
-BN_RECALIBRATION_IMAGES = 4096
-"""Training images whose batch statistics replace lagging batch-norm statistics."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +212,6 @@ class _Fit:
             epoch_start = time.perf_counter()
             lr = self.schedule.lr
             train_loss = self.train_one_epoch(epoch)
-            self.settle_batch_norm()
             val_loss = None
             if self.y_val_np is not None:
                 val_loss, probs = self.evaluate()
@@ -276,7 +271,11 @@ class _Fit:
         check_now = self.device.type != "cuda"  # on CUDA a per-step check would sync
         seen = 0
         self.optimizer.zero_grad(set_to_none=True)
-        with _bar(self.progress, f"epoch {epoch + 1}/{cfg.epochs}", len(starts)) as advance:
+        # Batch norms too slow to forget within this epoch average its batches instead, so
+        # evaluation after it uses this epoch's statistics (see hpo.train.batchnorm).
+        slow = slow_layers(trainable_layers(model), len(starts))
+        bar = _bar(self.progress, f"epoch {epoch + 1}/{cfg.epochs}", len(starts))
+        with epoch_averaged(slow), bar as advance:
             for step, begin in enumerate(starts):
                 idx = perm[begin : begin + batch_size]
                 loss = self._loss(idx)
@@ -326,32 +325,6 @@ class _Fit:
                 out, y.flip(0)
             )
             return loss
-
-    def settle_batch_norm(self) -> None:
-        """Recompute batch-norm statistics that still lag (see :mod:`hpo.train.batchnorm`) from
-        up to ``BN_RECALIBRATION_IMAGES`` training images, unaugmented, at the training batch
-        size; called after each epoch's training, so evaluation and the saved model use them."""
-        layers = trainable_layers(self.model)
-        if not stale_layers(layers):
-            return
-        n, batch_size = len(self.y_train), self.cfg.batch_size
-        picked = torch.linspace(0, n - 1, min(n, BN_RECALIBRATION_IMAGES), device=self.device)
-        picked = picked.round().long()
-
-        def batches() -> Iterator[torch.Tensor]:
-            for begin in range(0, len(picked), batch_size):
-                if len(picked) - begin < 2 < len(picked):
-                    break  # batch statistics of one image are undefined
-                yield _prepare(
-                    self.x_train[picked[begin : begin + batch_size]],
-                    augment=None,
-                    channels_last=self.channels_last,
-                )
-
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
-        ):
-            recalibrate(self.model, layers, batches())
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, np.ndarray]:
