@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from hpo.exceptions import Interrupted
+from hpo.interrupts import request_stop
 
 __all__ = ["stop_on_signals"]
 
@@ -41,7 +41,7 @@ def stop_on_signals() -> Iterator[None]:
             )
             return
         received.append(signum)
-        raise Interrupted(signum)
+        request_stop(signum)  # at once, or when the storage call under way returns
 
     previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     for sig in _SIGNALS:

@@ -40,6 +40,7 @@ from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import StorageError
+from hpo.interrupts import held
 
 __all__ = ["ResilientRDBStorage", "is_connection_error"]
 
@@ -194,7 +195,8 @@ class ResilientRDBStorage(RDBStorage):
             if self._lost is not None:
                 raise StorageError(self._lost)
             try:
-                result = call()
+                with held():  # a signal never cuts a database write in half
+                    result = call()
             except Exception as exc:
                 if retrying and on_retry_error is not None and not is_connection_error(exc):
                     result = on_retry_error(exc)
