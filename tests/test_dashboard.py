@@ -94,8 +94,10 @@ def dashboard_process(study_dir: Path) -> Iterator[tuple[str, str]]:
 def _wait_for_url(proc: subprocess.Popen[bytes], out: Path, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = re.search(r"http://\S+/dashboard/studies/\d+", out.read_text())
-        if match:
+        text = out.read_text()
+        match = re.search(r"http://\S+/dashboard/studies/\d+", text)
+        # The header ends with the Ctrl-C line: wait for all of it, not just the URL.
+        if match and "Press Ctrl-C to stop." in text:
             return match.group(0)
         if proc.poll() is not None:
             pytest.fail(f"hpo dashboard exited with {proc.returncode}:\n{out.read_text()}")

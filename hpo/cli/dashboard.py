@@ -64,12 +64,14 @@ def dashboard(
         artifact_dir=artifact_dir,
         artifact_location=location,
     )
-    click.echo(f"Dashboard of study {board.study_name!r}: {board.url}")
+    # One write, so a script that reads the URL line also finds the lines after it.
+    lines = [f"Dashboard of study {board.study_name!r}: {board.url}"]
     if board.all_interfaces:
-        click.echo(f"Listening on all interfaces ({board.host}), port {board.port}.")
-    click.echo(f"Storage: {board.masked_storage_url}")
-    click.echo(f"Artifacts: {artifact_dir or location}")
-    click.echo("Press Ctrl-C to stop.")
+        lines.append(f"Listening on all interfaces ({board.host}), port {board.port}.")
+    lines.append(f"Storage: {board.masked_storage_url}")
+    lines.append(f"Artifacts: {artifact_dir or location}")
+    lines.append("Press Ctrl-C to stop.")
+    click.echo("\n".join(lines))
     try:
         board.serve_forever()
     except KeyboardInterrupt:
