@@ -6,8 +6,8 @@ wall time, best value, and ``epochs_to_best``, the epochs spent until a complete
 came within ``--tolerance`` of the final best of the unpruned study with the same seed and
 folds (null if it never did). Variants:
 
-    median            the shipped pruner (epoch-level, fold 0 of 1 trained fold)
-    none              pruner: none, 1 fold (the reference of ``median``)
+    shipped           the shipped study's own pruner (epoch-level, 1 trained fold)
+    none              pruner: none, 1 fold (the reference of ``shipped``)
     median-5fold      5 folds per trial, median pruner on step fold*epochs+epoch (fold 0 first)
     wilcoxon-5fold    5 folds per trial, Wilcoxon across folds
     none-5fold        5 folds, no pruner (the reference of both 5-fold variants)
@@ -15,22 +15,30 @@ folds (null if it never did). Variants:
     python benchmarks/bench_pruning.py --quick
     python benchmarks/bench_pruning.py --seeds 0 1 2 --trials 50
     python benchmarks/bench_pruning.py --variants none-5fold median-5fold wilcoxon-5fold
+
+With ``--keep DIR`` the studies stay in DIR and a study already there with all its trials is
+read instead of run again, so a new pruner can be compared with references run earlier.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
-from _common import Emitter, demo_data, hpo, log, parser, workdir
+from _common import ROOT, Emitter, demo_data, hpo, log, parser, workdir
 from optuna.trial import TrialState
 
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "median": (),
+    "shipped": (),
     "none": ("study.pruner={name: none}",),
-    "median-5fold": ("train.kfold.n_splits=5", "train.kfold.folds=5"),
+    "median-5fold": (
+        "study.pruner={name: median, n_startup_trials: 5, n_warmup_steps: 2}",
+        "train.kfold.n_splits=5",
+        "train.kfold.folds=5",
+    ),
     "wilcoxon-5fold": (
         "study.pruner={name: wilcoxon}",
         "train.kfold.n_splits=5",
@@ -49,19 +57,35 @@ def run_study(
 ) -> dict[str, Any]:
     """One ``hpo run``; the study's trials in number order and the wall time."""
     db = tmp / f"{variant}-{seed}.db"
-    sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
-    sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
-    start = time.perf_counter()
-    hpo(
-        "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", f"sqlite:///{db}",
-        "--quiet", *(a for s in sets for a in ("--set", s)),
-        env={"HPO_CACHE_DIR": str(tmp / "cache")},
-    )  # fmt: skip
-    wall = time.perf_counter() - start
+    done = tmp / f"{variant}-{seed}.json"  # written once the study has all its trials
+    if done.is_file() and json.loads(done.read_text())["trials"] == trials:
+        log(f"  kept from an earlier run: {db}")
+        wall = json.loads(done.read_text())["wall_s"]
+    else:
+        db.unlink(missing_ok=True)
+        sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
+        sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
+        start = time.perf_counter()
+        hpo(
+            "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage",
+            f"sqlite:///{db}", "--quiet", *(a for s in sets for a in ("--set", s)),
+            env={"HPO_CACHE_DIR": str(tmp / "cache")},
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        done.write_text(json.dumps({"trials": trials, "wall_s": wall, "sets": sets}))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
     kept = [t for t in study.get_trials(deepcopy=False) if "hpo:discarded" not in t.user_attrs]
-    return {"trials": sorted(kept, key=lambda t: t.number), "wall_s": wall}
+    return {"trials": sorted(kept, key=lambda t: t.number), "wall_s": wall, "study": study}
+
+
+def pruner_name(study: optuna.Study, variant: str) -> str:
+    """The pruner the study ran with, as its study file named it."""
+    if variant != "shipped":
+        return variant.split("-")[0]
+    from hpo.study import load_study_spec
+
+    return str(load_study_spec(ROOT / "studies" / "mask-clf.yaml").study.pruner.get("name"))
 
 
 def epochs_until(trials: list[optuna.trial.FrozenTrial], target: float | None) -> int | None:
@@ -83,10 +107,11 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=None, help="demo data root (drawn if missing)")
     p.add_argument("--tolerance", type=float, default=0.01)
     p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
+    p.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the studies here")
     args = p.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (10 if args.quick else 50)
-    variants = args.variants or ["none", "median"]
+    variants = args.variants or ["none", "shipped"]
     epochs = args.epochs or (4 if args.quick else None)
     profiles = args.profiles or (40 if args.quick else 150)
     extra = list(args.set)
@@ -97,7 +122,7 @@ def main() -> None:
     order = sorted(wanted, key=lambda v: (v != reference(v), v))
     emit = Emitter("pruning", args.out, quick=args.quick, trials=trials, profiles=profiles)
 
-    with workdir(None) as tmp:
+    with workdir(args.keep) as tmp:
         data = demo_data(args.data or tmp / "demo", profiles)
         for seed in seeds:
             refs: dict[str, float] = {}
@@ -113,7 +138,7 @@ def main() -> None:
                 target = None if ref is None else ref - args.tolerance
                 emit(
                     variant=variant,
-                    pruner=variant.split("-")[0],
+                    pruner=pruner_name(result["study"], variant),
                     folds=5 if variant.endswith("-5fold") else 1,
                     seed=seed,
                     epochs=sum(int(t.user_attrs.get("epochs_trained", 0)) for t in kept),
