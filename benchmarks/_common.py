@@ -28,6 +28,7 @@ __all__ = [
     "demo_data",
     "floor_epoch",
     "hpo",
+    "hpo_run",
     "log",
     "parser",
     "postgres_url",
@@ -94,6 +95,31 @@ def hpo(
         tail = (proc.stderr or "")[-3000:]
         sys.exit(f"hpo {' '.join(args)} failed ({proc.returncode}):\n{tail}")
     return proc
+
+
+def hpo_run(
+    db: Path, trials: int, sets: Sequence[str], env: dict[str, str] | None = None
+) -> float:
+    """``hpo run --study mask-clf`` into the SQLite file ``db``; the wall seconds it took.
+
+    A ``db`` whose ``.json`` beside it says the same trials and ``--set`` values finished is
+    kept and not run again (``--keep DIR`` of the scripts): its recorded seconds are returned.
+    """
+    done = db.with_suffix(".json")  # written once the study has all its trials
+    if done.is_file():
+        record = json.loads(done.read_text())
+        if record["trials"] == trials and record["sets"] == list(sets):
+            log(f"  kept from an earlier run: {db}")
+            return float(record["wall_s"])
+    db.unlink(missing_ok=True)
+    start = time.perf_counter()
+    hpo(
+        "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", f"sqlite:///{db}",
+        "--quiet", *(a for s in sets for a in ("--set", s)), env=env,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    done.write_text(json.dumps({"trials": trials, "wall_s": wall, "sets": list(sets)}))
+    return wall
 
 
 def demo_data(root: Path, profiles: int, seed: int = 0) -> Path:

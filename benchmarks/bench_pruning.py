@@ -22,13 +22,11 @@ read instead of run again, so a new pruner can be compared with references run e
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import optuna
-from _common import ROOT, Emitter, demo_data, hpo, log, parser, workdir
+from _common import ROOT, Emitter, demo_data, hpo_run, log, parser, workdir
 from optuna.trial import TrialState
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -57,22 +55,9 @@ def run_study(
 ) -> dict[str, Any]:
     """One ``hpo run``; the study's trials in number order and the wall time."""
     db = tmp / f"{variant}-{seed}.db"
-    done = tmp / f"{variant}-{seed}.json"  # written once the study has all its trials
-    if done.is_file() and json.loads(done.read_text())["trials"] == trials:
-        log(f"  kept from an earlier run: {db}")
-        wall = json.loads(done.read_text())["wall_s"]
-    else:
-        db.unlink(missing_ok=True)
-        sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
-        sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
-        start = time.perf_counter()
-        hpo(
-            "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage",
-            f"sqlite:///{db}", "--quiet", *(a for s in sets for a in ("--set", s)),
-            env={"HPO_CACHE_DIR": str(tmp / "cache")},
-        )  # fmt: skip
-        wall = time.perf_counter() - start
-        done.write_text(json.dumps({"trials": trials, "wall_s": wall, "sets": sets}))
+    sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
+    sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
+    wall = hpo_run(db, trials, sets, env={"HPO_CACHE_DIR": str(tmp / "cache")})
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
     kept = [t for t in study.get_trials(deepcopy=False) if "hpo:discarded" not in t.user_attrs]

@@ -11,7 +11,11 @@ cross-entropy, batch 64, 128x96, no augmentation) with the study's epochs. Its m
 
     python benchmarks/bench_quality.py --quick
     python benchmarks/bench_quality.py --seeds 0 1 2 --trials 50
-    python benchmarks/bench_quality.py --samplers --ceiling --ceiling-epochs 40
+    python benchmarks/bench_quality.py --samplers --no-baseline --ceiling --ceiling-epochs 30 \
+        --ceiling-model resnet18 "{name: small_cnn, width: 32}"
+
+With ``--keep DIR`` the studies stay in DIR, and a study already there with the same trials and
+settings is read instead of run again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import optuna
 import yaml
-from _common import Emitter, demo_data, hpo, log, parser, workdir
+from _common import Emitter, demo_data, hpo, hpo_run, log, parser, workdir
 
 BASELINE_MODEL = {"name": "small_cnn", "width": 32, "grid": 1}
 
@@ -60,7 +64,8 @@ def tuned(
     extra: list[str],
     env: dict[str, str],
 ) -> dict[str, Any]:
-    db = f"sqlite:///{tmp / f'{sampler}-{seed}.db'}"
+    path = tmp / f"{sampler}-{seed}.db"
+    db = f"sqlite:///{path}"
     spec = (
         f"study.sampler.seed={seed}"
         if sampler == "tpe"
@@ -68,12 +73,7 @@ def tuned(
     )
     artifacts = tmp / f"{sampler}-{seed}.artifacts"
     sets = [f"data.root={data}", spec, *extra, f"study.artifacts={artifacts}"]
-    start = time.perf_counter()
-    hpo(
-        "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", db, "--quiet",
-        *(a for s in sets for a in ("--set", s)), env=env,
-    )  # fmt: skip
-    study_s = time.perf_counter() - start
+    study_s = hpo_run(path, trials, sets, env=env)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=db)
     config = tmp / f"best-{sampler}-{seed}.yaml"
@@ -110,10 +110,16 @@ def main() -> None:
     p.add_argument(
         "--ceiling", action="store_true", help="add one long training of --ceiling-model"
     )
-    p.add_argument("--ceiling-model", default="resnet18")
+    p.add_argument(
+        "--ceiling-model",
+        nargs="+",
+        default=["resnet18"],
+        help="model names or YAML mappings, e.g. '{name: small_cnn, width: 32}'; one run each",
+    )
     p.add_argument("--ceiling-epochs", type=int, default=30)
     p.add_argument("--ceiling-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
     p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
+    p.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the studies here")
     args = p.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (4 if args.quick else 50)
@@ -123,7 +129,7 @@ def main() -> None:
     extra = [*args.set, f"train.epochs={epochs}"]
     emit = Emitter("quality", args.out, quick=args.quick, profiles=profiles)
 
-    with workdir(None) as tmp:
+    with workdir(args.keep) as tmp:
         data = demo_data(args.data or tmp / "demo", profiles)
         env = {"HPO_CACHE_DIR": str(tmp / "cache")}
         for seed in seeds:
@@ -158,27 +164,31 @@ def main() -> None:
                     **figures,
                 )
         if args.ceiling:
-            log(f"ceiling: {args.ceiling_model}, {args.ceiling_epochs} epochs ...")
-            train = {
-                "model": args.ceiling_model,
-                "epochs": args.ceiling_epochs,
-                "batch_size": 64,
-                "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
-                "scheduler": {"name": "cosine"},
-                "loss": {"name": "cross_entropy"},
-                "seed": 0,
-            }
-            figures = fixed("ceiling", train, list(args.ceiling_size), data, tmp, env)
-            emit(
-                sampler="ceiling",
-                seed=0,
-                trials=1,
-                epochs=args.ceiling_epochs,
-                model=args.ceiling_model,
-                image_size=args.ceiling_size,
-                best_value=None,
-                **figures,
-            )
+            for text in args.ceiling_model:
+                model = yaml.safe_load(text)
+                name = model if isinstance(model, str) else model["name"]
+                log(f"ceiling: {model}, {args.ceiling_epochs} epochs ...")
+                train = {
+                    "model": model,
+                    "epochs": args.ceiling_epochs,
+                    "batch_size": 64,
+                    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+                    "scheduler": {"name": "cosine"},
+                    "loss": {"name": "cross_entropy"},
+                    "seed": 0,
+                }
+                size = list(args.ceiling_size)
+                figures = fixed(f"ceiling-{name}", train, size, data, tmp, env)
+                emit(
+                    sampler="ceiling",
+                    seed=0,
+                    trials=1,
+                    epochs=args.ceiling_epochs,
+                    model=model,
+                    image_size=size,
+                    best_value=None,
+                    **figures,
+                )
 
 
 if __name__ == "__main__":
