@@ -20,6 +20,7 @@ import pytest
 from hpo.cli import main
 from hpo.dashboard import Dashboard, open_dashboard
 from hpo.testing.pictures import PicturesStudy
+from hpo.testing.studies import tiny_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -365,22 +366,11 @@ def test_trial_view_shows_the_confusion_matrix_and_the_note(
 # ---------------------------------------------------------------------------------------------
 # The dashboard on a study that workers are writing to: no extra flags, no locked database.
 
-_LIVE_STUDY = """\
-study:
-  sampler: {{name: random, seed: 3}}
-  pruner: {{name: median, n_startup_trials: 1, n_warmup_steps: 0}}
-data:
-  root: {root}
-  image_size: [32, 24]
-train:
-  model: {{name: small_cnn, width: 8}}
-  epochs: 2
-  batch_size: 32
-  optimizer: {{name: sgd, lr: 0.003}}
-  kfold: {{n_splits: 3, folds: 2}}
-search_space:
-  train.optimizer.lr: {{choice: [0.05, 0.02, 1.0e-6]}}
-"""
+_LIVE_STUDY = {
+    "sampler": {"name": "random", "seed": 3},
+    "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+}
+_LIVE_SEARCH = {"train.optimizer.lr": {"choice": [0.05, 0.02, 1.0e-6]}}
 
 
 def _wait_for_study_row(db: Path, name: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -421,7 +411,9 @@ def test_dashboard_serves_artifacts_while_two_workers_write_the_sqlite_study(
     n_trials = 6
     study = PicturesStudy(tmp_path, name="live")
     study.studies_dir.mkdir()
-    study.study_file.write_text(_LIVE_STUDY.format(root=demo_data))
+    study.study_file.write_text(
+        tiny_study(demo_data, study=_LIVE_STUDY, search_space=_LIVE_SEARCH, folds=2)
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     env.pop("HPO_STORAGE", None)
     hpo = [sys.executable, "-m", "hpo"]

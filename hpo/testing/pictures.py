@@ -5,30 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpo.testing.studies import tiny_study
+
 __all__ = ["PicturesStudy", "run_pictures_study"]
 
-_STUDY = """\
-study:
-  sampler: {name: random, seed: 3}
-  # Warm-up = fold 0: a pruned trial has finished a fold, so it has a confusion matrix too.
-  pruner: {name: median, n_startup_trials: 1, n_warmup_steps: 2}
-  tensorboard: TENSORBOARD
-data:
-  root: ROOT
-  image_size: [32, 24]
-train:
-  model: {name: small_cnn, width: 8}
-  epochs: 2
-  batch_size: 32
-  optimizer: {name: sgd, lr: 0.003}
-  kfold: {n_splits: 3, folds: 2}
-search_space:
-  train.optimizer.lr: {choice: [0.05, 0.02, 1.0e-6]}
-  train.loss:
-    choice:
-      cross_entropy: {}
-      focal: {gamma: {float: [0.5, 2.0]}}
-"""
+_SEARCH = {
+    "train.optimizer.lr": {"choice": [0.05, 0.02, 1.0e-6]},
+    "train.loss": {"choice": {"cross_entropy": {}, "focal": {"gamma": {"float": [0.5, 2.0]}}}},
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +58,13 @@ def run_pictures_study(root: Path, data_root: Path, *, n_trials: int = 5) -> Pic
 
     study = PicturesStudy(root)
     study.studies_dir.mkdir(parents=True, exist_ok=True)
-    text = _STUDY.replace("TENSORBOARD", str(study.tensorboard)).replace("ROOT", str(data_root))
+    settings = {
+        "sampler": {"name": "random", "seed": 3},
+        # Warm-up = fold 0: a pruned trial has finished a fold, so it has a confusion matrix too.
+        "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 2},
+        "tensorboard": str(study.tensorboard),
+    }
+    text = tiny_study(data_root, study=settings, search_space=_SEARCH, epochs=2, folds=2)
     study.study_file.write_text(text)
     args = ["run", "--study", study.name, "--config", str(study.study_file)]
     try:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import optuna
@@ -16,36 +17,35 @@ import yaml
 from optuna.trial import TrialState
 
 from hpo.study import DISCARDED_ATTR, FINISHED
+from hpo.testing.studies import tiny_study
 
 CliRun = Callable[..., tuple[int, str, str]]
 
-TINY_STUDY = """\
-study:
-  sampler: {{name: random, seed: 3}}  # draws lr 0.05, 1e30 (fails), 1e-7 (pruned), ...
-  pruner: {{name: median, n_startup_trials: 1, n_warmup_steps: 0}}
-  storage: sqlite:///{db}
-data:
-  root: {root}
-  image_size: [32, 24]
-train:
-  model: {{name: small_cnn, width: 8}}
-  epochs: {epochs}
-  batch_size: 32
-  optimizer: {{name: sgd, lr: 0.003}}
-  kfold: {{n_splits: 3, folds: {folds}}}
-search_space:
-  train.optimizer.lr: {{choice: [0.05, 1.0e-7, 1.0e+30]}}
-  train.loss:
-    choice:
-      cross_entropy: {{}}
-      focal: {{gamma: {{float: [0.5, 2.0]}}}}
-"""
+# The random sampler with seed 3 draws lr 0.05, 1e30 (fails), 1e-7 (pruned), ...
+TINY_SEARCH = {
+    "train.optimizer.lr": {"choice": [0.05, 1.0e-7, 1.0e30]},
+    "train.loss": {"choice": {"cross_entropy": {}, "focal": {"gamma": {"float": [0.5, 2.0]}}}},
+}
 
 
-def write_study(tmp_path: Path, demo_data: Path, *, epochs: int = 2, folds: int = 1) -> Path:
+def write_study(
+    tmp_path: Path,
+    demo_data: Path,
+    *,
+    epochs: int = 2,
+    folds: int = 1,
+    pruner: dict[str, Any] | None = None,
+    search_space: dict[str, Any] | None = None,
+) -> Path:
     path = tmp_path / "tiny.yaml"
+    study = {
+        "sampler": {"name": "random", "seed": 3},
+        "pruner": pruner or {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        "storage": f"sqlite:///{tmp_path / 'tiny.db'}",
+    }
+    space = TINY_SEARCH if search_space is None else search_space
     path.write_text(
-        TINY_STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs, folds=folds)
+        tiny_study(demo_data, study=study, search_space=space, epochs=epochs, folds=folds)
     )
     return path
 
@@ -224,12 +224,14 @@ def test_worker_with_different_data_is_refused(
 
 
 def test_wilcoxon_reports_once_per_fold(tmp_path: Path, demo_data: Path, run_cli: CliRun) -> None:
-    study_file = write_study(tmp_path, demo_data, epochs=1, folds=3)
-    text = study_file.read_text().replace(
-        "pruner: {name: median, n_startup_trials: 1, n_warmup_steps: 0}",
-        "pruner: {name: wilcoxon, p_threshold: 0.5, n_startup_steps: 1}",
+    study_file = write_study(
+        tmp_path,
+        demo_data,
+        epochs=1,
+        folds=3,
+        pruner={"name": "wilcoxon", "p_threshold": 0.5, "n_startup_steps": 1},
+        search_space={**TINY_SEARCH, "train.optimizer.lr": {"choice": [0.05, 1.0e-7]}},
     )
-    study_file.write_text(text.replace("[0.05, 1.0e-7, 1.0e+30]", "[0.05, 1.0e-7]"))
     code, _, err = run_tiny(run_cli, study_file, 4)
     assert code == 0, err
     trials = load(tmp_path).get_trials(states=FINISHED)
@@ -263,8 +265,9 @@ def test_dry_run_prints_the_space_and_a_sampled_config_and_writes_nothing(
 def test_dry_run_refuses_a_bad_study_file_before_anything(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
-    study_file = write_study(tmp_path, demo_data)
-    study_file.write_text(study_file.read_text().replace("focal: {gamma", "focal: {gama"))
+    focal = {"gama": {"float": [0.5, 2.0]}}  # misspelt
+    bad_space = {**TINY_SEARCH, "train.loss": {"choice": {"cross_entropy": {}, "focal": focal}}}
+    study_file = write_study(tmp_path, demo_data, search_space=bad_space)
     code, _, err = run_cli("run", "--study", "tiny", "--config", study_file, "--dry-run")
     assert code == 2
     assert err.startswith("error: ") and "gama" in err and len(err.splitlines()) == 1

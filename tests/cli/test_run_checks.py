@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_run import load, run_tiny, write_study
+from tests.cli.test_run import TINY_SEARCH, load, run_tiny, write_study
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -60,9 +60,8 @@ def test_bad_settings_are_refused_before_the_study_is_created(
 def test_searched_n_splits_is_checked_at_its_largest_value(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
-    study_file = write_study(tmp_path, demo_data, epochs=1)
-    text = study_file.read_text() + "  train.kfold.n_splits: {choice: [3, 40]}\n"
-    study_file.write_text(text)
+    space = {**TINY_SEARCH, "train.kfold.n_splits": {"choice": [3, 40]}}
+    study_file = write_study(tmp_path, demo_data, epochs=1, search_space=space)
     code, _, err = run_tiny(run_cli, study_file, 2)
     assert code == 2
     assert "search space's largest value 40" in err

@@ -18,31 +18,25 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.exceptions import ConfigError
 from hpo.study import DISCARDED_ATTR, FINISHED
 from hpo.supervise import plan_workers
+from hpo.testing.studies import tiny_study
 
 CliRun = Callable[..., tuple[int, str, str]]
-
-STUDY = """\
-study:
-  sampler: {{name: random, seed: 0}}
-  pruner: {{name: none}}
-  storage: sqlite:///{db}
-data:
-  root: {root}
-  image_size: [32, 24]
-train:
-  model: {{name: small_cnn, width: 8}}
-  epochs: {epochs}
-  batch_size: 32
-  optimizer: {{name: sgd, lr: 0.003}}
-  kfold: {{n_splits: 3, folds: 1}}
-search_space:
-  train.optimizer.lr: {{float: [1.0e-4, 1.0e-1], log: true}}
-"""
 
 
 def write_study(tmp_path: Path, demo_data: Path, *, epochs: int) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(STUDY.format(db=tmp_path / "tiny.db", root=demo_data, epochs=epochs))
+    path.write_text(
+        tiny_study(
+            demo_data,
+            study={
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+                "storage": f"sqlite:///{tmp_path / 'tiny.db'}",
+            },
+            search_space={"train.optimizer.lr": {"float": [1.0e-4, 1.0e-1], "log": True}},
+            epochs=epochs,
+        )
+    )
     return path
 
 
