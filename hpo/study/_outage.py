@@ -11,9 +11,10 @@ What makes retrying safe:
 
 - Heartbeats (Optuna's heartbeat thread calls ``record_heartbeat``) are retried like any call
   and never raise, so the thread keeps beating through an outage and after it.
-- Writes are idempotent (upserts, or inserts whose duplicate is ignored) except two, handled
+- Writes are idempotent (upserts, or inserts whose duplicate is ignored) except three, handled
   here: a retried ``set_trial_state_values`` that finds the trial already in the state it asked
-  for (the first attempt committed, its reply was lost) succeeds; a retried
+  for (the first attempt committed, its reply was lost) succeeds; so does a retried
+  ``set_trial_param`` whose insert collides with the same value already stored; a retried
   ``create_new_trial`` whose first attempt did commit leaves a RUNNING trial that nobody runs
   and that never writes a heartbeat: a trial a worker sees without any heartbeat for longer
   than the grace period counts as stale, and is failed (and re-queued) like a dead worker's.
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
@@ -65,7 +67,6 @@ _RETRIED = (
     "get_trial_user_attrs",
     "get_trial_system_attrs",
     "get_all_studies",
-    "set_trial_param",
     "get_trial_param",
     "set_trial_intermediate_value",
     "set_trial_user_attr",
@@ -74,6 +75,11 @@ _RETRIED = (
     "get_trial",
     "get_all_trials",
     "get_best_trial",
+    # Optuna wraps every RDBStorage a study is given in its _CachedStorage, which calls these
+    # private methods instead of the public ones: retried too, or an outage that starts
+    # between trials (ask, suggest, the study-wide count) would end the worker.
+    "_get_trials",
+    "_get_best_trial_id",
 )
 
 
@@ -215,10 +221,42 @@ class ResilientRDBStorage(RDBStorage):
 
     # -- calls that are not plain retries ------------------------------------------------------
 
-    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        # A duplicate from a lost acknowledgement never beats: _get_stale_trial_ids fails it.
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        # Behind both create_new_trial and Optuna's cached storage. A duplicate from a lost
+        # acknowledgement never beats: _get_stale_trial_ids fails it.
         return self._retry(
-            "create_new_trial", lambda: RDBStorage.create_new_trial(self, study_id, template_trial)
+            "create_new_trial",
+            lambda: RDBStorage._create_new_trial(self, study_id, template_trial),
+        )
+
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+        previous_distribution: BaseDistribution | None,
+    ) -> None:
+        def already_set(exc: Exception) -> None:
+            # The first attempt committed and its reply was lost: the retry's insert collides.
+            if isinstance(exc, sqlalchemy.exc.IntegrityError | StorageInternalError):
+                try:
+                    stored = RDBStorage.get_trial_param(self, trial_id, param_name)
+                except KeyError:
+                    raise exc from None
+                if stored == param_value_internal:
+                    return
+            raise exc
+
+        self._retry(
+            "set_trial_param",
+            lambda: RDBStorage._set_trial_param(
+                self, trial_id, param_name, param_value_internal, distribution,
+                previous_distribution,
+            ),  # fmt: skip
+            on_retry_error=already_set,
         )
 
     def set_trial_state_values(

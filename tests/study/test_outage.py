@@ -19,6 +19,7 @@ from hpo.study import DISCARDED_ATTR, FINISHED, open_storage, run_worker
 from hpo.study._outage import ResilientRDBStorage
 from hpo.testing import PostgresServer, require_postgres_bindir
 from hpo.testing.postgres import postgres_server
+from hpo.testing.studies import tiny_study
 
 pytestmark = [
     pytest.mark.postgres,
@@ -64,6 +65,30 @@ def test_calls_and_heartbeats_ride_out_a_restart(server: PostgresServer) -> None
     assert study.trials[0].intermediate_values == {0: 0.5}
 
 
+def test_asking_suggesting_and_reading_between_trials_ride_out_a_restart(
+    server: PostgresServer,
+) -> None:
+    # Optuna's cached storage (every study's wrapper around an RDB storage) calls private
+    # methods of ours: _create_new_trial, _set_trial_param, _get_trials, _get_best_trial_id.
+    storage = open_storage(server.url, heartbeat_interval=1, outage_limit=30)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    outage = _outage(server, 3)
+    time.sleep(0.5)  # the server is down now: a worker between trials
+    started = time.monotonic()
+    assert len(study.get_trials(deepcopy=False)) == 1
+    trial = study.ask()
+    x = trial.suggest_float("x", 0, 1)
+    study.tell(trial, 2.0 + x)
+    assert study.best_trial.number == 1
+    waited = time.monotonic() - started
+    outage.join()
+    assert 2.0 <= waited <= 15
+    fresh = optuna.load_study(study_name="s", storage=open_storage(server.url))
+    assert [t.state for t in fresh.trials] == [TrialState.COMPLETE] * 2
+    assert fresh.trials[1].params == {"x": x}
+
+
 def test_an_outage_past_the_limit_is_one_storage_error(server: PostgresServer) -> None:
     storage = open_storage(server.url, heartbeat_interval=1, outage_limit=2)
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
@@ -90,32 +115,25 @@ def test_an_outage_past_the_limit_is_one_storage_error(server: PostgresServer) -
     assert [t.state for t in fresh.trials] == [TrialState.RUNNING]
 
 
-_STUDY = """\
-study:
-  sampler: {{name: random, seed: 0}}
-  pruner: {{name: none}}
-  heartbeat_interval: 1
-  db_outage_seconds: 60
-data:
-  root: {root}
-  image_size: [32, 24]
-train:
-  model: {{name: small_cnn, width: 8}}
-  epochs: {epochs}
-  batch_size: 32
-  optimizer: {{name: sgd, lr: 0.01}}
-  kfold: {{n_splits: 3, folds: 1}}
-search_space:
-  train.optimizer.lr: {{float: [0.001, 0.1], log: true}}
-"""
-
-
 @pytest.mark.slow
 def test_two_training_workers_survive_a_server_restart(
     server: PostgresServer, demo_data: Path, tmp_path: Path
 ) -> None:
     study_file = tmp_path / "tiny.yaml"
-    study_file.write_text(_STUDY.format(root=demo_data, epochs=6))
+    study_file.write_text(
+        tiny_study(
+            demo_data,
+            study={
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+                "heartbeat_interval": 1,
+                "db_outage_seconds": 60,
+            },
+            search_space={"train.optimizer.lr": {"float": [0.001, 0.1], "log": True}},
+            epochs=6,
+            lr=0.01,
+        )
+    )
     n_trials = 4
     args = [sys.executable, "-m", "hpo", "run", "--study", "tiny", "--config", str(study_file)]
     args += ["--storage", server.url, "--n-trials", str(n_trials), "--quiet"]
