@@ -24,7 +24,7 @@ from hpo.artifacts import class_names_of, per_class_rows
 from hpo.config import dump_yaml
 from hpo.exceptions import HPOError
 from hpo.export import exported_config, select_trial
-from hpo.study import DISCARDED_ATTR, mask_url, state_counts
+from hpo.study import kept_trials, mask_url, state_counts
 
 __all__ = ["build_report", "write_report"]
 
@@ -56,7 +56,7 @@ def build_report(study: optuna.Study, *, storage_url: str) -> str:
     """
     from plotly.offline import get_plotlyjs
 
-    trials = [t for t in study.get_trials(deepcopy=False) if DISCARDED_ATTR not in t.user_attrs]
+    trials = kept_trials(study)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = select_trial(study) if complete else None
     name = html.escape(study.study_name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from rich.table import Table
 from hpo.cli._console import make_console
 from hpo.cli._display import next_step, trial_table
 from hpo.cli._options import storage_option
-from hpo.exceptions import StorageError
 
 
 @click.group(short_help="List, show, delete and report studies.")
@@ -35,66 +33,30 @@ def studies() -> None:
 def list_(storage: str | None, studies_dir: Path) -> None:
     """Studies in a storage, or in the storages of the study files and SQLite files under
     studies/."""
-    from hpo.study import (
-        best_trial,
-        list_study_names,
-        load_study,
-        mask_url,
-        open_storage,
-        resolve_storage_url,
-        state_counts,
-        storage_for,
-    )
+    from hpo.study import summarize_studies
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    urls: list[str]
-    url = storage or os.environ.get("HPO_STORAGE")
-    if url:
-        urls = [resolve_storage_url("", cli=url, spec=None, studies_dir=studies_dir)]
-    else:
-        # Default SQLite files, and whatever storage each study file names (a server, say).
-        urls = sorted(
-            {f"sqlite:///{p}" for p in studies_dir.glob("*.db")}
-            | {
-                storage_for(p.stem, cli=None, config=p)
-                for p in studies_dir.glob("*.yaml")
-                if p.is_file()
-            }
-        )
+    rows = summarize_studies(storage=storage, studies_dir=studies_dir)
     table = Table(title_justify="left")
     for column in ("study", "trials", "complete", "pruned", "failed", "best", "storage"):
         table.add_column(column, justify="right" if column in ("trials", "best") else "left")
-    seen = set()
-    for u in urls:
-        try:
-            opened = open_storage(u, heartbeat_interval=None, create=False)
-        except StorageError as exc:
-            if url:
-                raise
-            if u.startswith("sqlite"):
-                continue  # a study file whose default database does not exist yet
+    for row in rows:
+        if row.error is not None:
             table.add_row(
-                "?", "-", "-", "-", "-", "-", escape(f"{mask_url(u)} (unreachable: {exc})")
+                "?", "-", "-", "-", "-", "-", escape(f"{row.storage} (unreachable: {row.error})")
             )
-            continue
-        for study_name in list_study_names(opened):
-            seen.add(study_name)
-            study = load_study(study_name, opened)
-            counts = state_counts(study)
-            best = best_trial(study)
+        elif row.counts is None:
+            table.add_row(escape(row.name or "?"), "0", "-", "-", "-", "-", "(not started)")
+        else:
             table.add_row(
-                escape(study_name),
-                str(sum(counts.values())),
-                str(counts["complete"]),
-                str(counts["pruned"]),
-                str(counts["fail"]),
-                f"{best.value:.4f}" if best is not None and best.value is not None else "-",
-                escape(mask_url(u)),
+                escape(row.name or "?"),
+                str(row.n_trials),
+                str(row.counts["complete"]),
+                str(row.counts["pruned"]),
+                str(row.counts["fail"]),
+                f"{row.best:.4f}" if row.best is not None else "-",
+                escape(row.storage),
             )
-    if not url:
-        for path in sorted(studies_dir.glob("*.yaml")):
-            if path.stem not in seen:
-                table.add_row(escape(path.stem), "0", "-", "-", "-", "-", "(not started)")
     make_console().print(table)
 
 
@@ -146,12 +108,12 @@ def show(name: str, storage: str | None, top: int) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(name: str, storage: str | None, yes: bool) -> None:
     """Delete study NAME and all its trials from its storage."""
-    from hpo.study import load_study, mask_url, storage_for
+    from hpo.study import load_study, mask_url, state_counts, storage_for
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_for(name, cli=storage)
     study = load_study(name, url)
-    n = len(study.get_trials(deepcopy=False))
+    n = sum(state_counts(study).values())
     if not yes:
         click.confirm(f"delete study {name!r} with {n} trials from {mask_url(url)}?", abort=True)
     optuna.delete_study(study_name=name, storage=url)

@@ -8,7 +8,8 @@
 - ``_worker``: the loop that claims slots of the study-wide total and runs trials.
 - ``_spec``: the study file's schema and loading (with ``--set`` overrides).
 - ``_join``: creating or joining a study; fingerprints of the study file and the data.
-- ``_summary``: counts by state, best and top trials, used by the CLI, export and reports.
+- ``_summary``: counts by state, best and top trials, used by the CLI, export and reports, and
+  the studies ``hpo studies list`` finds (in one storage, or those the study files point at).
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from hpo.study._storage import (
 from hpo.study._summary import (
     DISCARDED_ATTR,
     FINISHED,
+    StudySummary,
     best_trial,
     counts_text,
     finished_count,
+    kept_trials,
     state_counts,
+    summarize_studies,
     top_trials,
 )
 from hpo.study._worker import WorkerResult, run_worker
@@ -46,6 +50,7 @@ __all__ = [
     "SPEC_ATTR",
     "StudySettings",
     "StudySpec",
+    "StudySummary",
     "WorkerResult",
     "best_trial",
     "build_pruner",
@@ -53,6 +58,7 @@ __all__ = [
     "comparable_spec",
     "counts_text",
     "finished_count",
+    "kept_trials",
     "list_study_names",
     "load_study",
     "load_study_spec",
@@ -65,5 +71,6 @@ __all__ = [
     "state_counts",
     "storage_for",
     "study_file",
+    "summarize_studies",
     "top_trials",
 ]

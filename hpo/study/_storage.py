@@ -25,6 +25,7 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "resolve_storage_url",
+    "sqlite_file",
 ]
 
 _CREATE_ATTEMPTS = 5
@@ -123,7 +124,7 @@ def mask_url(url: str) -> str:
     return head + shown + masked[start + 2 + at :]
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The database file of a file-backed SQLite URL, else None."""
     parsed = sqlalchemy.make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -165,7 +166,7 @@ def open_storage(
             the password is masked.
     """
     url = normalize_url(url)
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is not None:
         if not create and not path.is_file():
             raise StorageError(

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
+
+from hpo.study import DISCARDED_ATTR
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -44,6 +47,26 @@ def test_list_shows_started_and_unstarted_studies(studies_dir: Path, run_cli: Cl
     alpha = next(line for line in out.splitlines() if "alpha" in line)
     assert " 8 " in alpha and " 7 " in alpha and " 1 " in alpha  # trials, complete, pruned
     assert "beta" in out and "not started" in out
+
+
+def test_list_leaves_out_discarded_trials_as_show_does(studies_dir: Path, run_cli: CliRun) -> None:
+    # A worker that lost the race for the study's last slot fails its trial and marks it
+    # discarded: bookkeeping, not a failure, in every summary.
+    study = optuna.load_study(study_name="alpha", storage="sqlite:///studies/alpha.db")
+    trial = study.ask()
+    trial.set_user_attr(DISCARDED_ATTR, True)
+    study.tell(trial, state=TrialState.FAIL)
+
+    code, out, err = run_cli("studies", "list")
+    assert code == 0, err
+    alpha = next(line for line in out.splitlines() if "alpha" in line)
+    cells = [cell.strip() for cell in alpha.strip("│ ").split("│")]
+    assert cells[:5] == ["alpha", "8", "7", "1", "0"]  # trials, complete, pruned, failed
+    code, out, err = run_cli("studies", "show", "alpha")
+    assert code == 0, err
+    assert "7 complete, 1 pruned" in out and "fail" not in out
+    code, out, _ = run_cli("studies", "delete", "alpha", "--yes")
+    assert "deleted study alpha (8 trials)" in out
 
 
 def test_show_prints_best_top_counts_and_importances(studies_dir: Path, run_cli: CliRun) -> None:
