@@ -1,4 +1,9 @@
-"""Test helpers shipped with hpo: a throwaway PostgreSQL server for storage tests."""
+"""Test helpers shipped with hpo: a throwaway PostgreSQL server, tiny study files, a tiny study.
+
+- ``postgres``: a PostgreSQL server started in a temporary folder, for the storage tests.
+- ``studies``: ``tiny_study``, the text of a study file that trains in seconds on a CPU.
+- ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
+"""
 
 from __future__ import annotations
 
