@@ -2,9 +2,11 @@
 
 Both callers of K-fold training use it: the tuning objective, whose callbacks report to the
 pruner, and final training (``hpo train``), whose callbacks write the run directory. Callbacks
-may stop the run: ``on_fold_end`` returning False ends it after that fold, and an exception
-raised by either callback (a pruning signal, say) propagates out of :func:`cross_validate`
-unchanged. The runner never loads data (callers cache it) and knows nothing of Optuna.
+may stop the run: ``on_epoch_end`` returning False cuts its fold short after that epoch and ends
+the run after it (the cut fold keeps that epoch's validation results: what a pruned trial shows),
+``on_fold_end`` returning False ends it after that fold, and an exception raised by either
+callback propagates out of :func:`cross_validate` unchanged. The runner never loads data
+(callers cache it) and knows nothing of Optuna.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ class FoldRun:
         return fold_name(self.fold)
 
     @property
+    def stopped(self) -> bool:
+        """``on_epoch_end`` cut the fold short: its results are those of its last epoch."""
+        return self.fit.stopped
+
+    @property
     def score(self) -> float | None:
         """Validation macro-F1 of the last epoch; None without validation."""
         value = self.fit.metrics.get("macro_f1")
@@ -115,6 +122,7 @@ class FoldRun:
             per_class_f1=list(self.fit.per_class_f1) if self.val_idx is not None else None,
             confusion=self.fit.confusion if self.val_idx is not None else None,
             seconds=self.fit.seconds,
+            stopped=self.fit.stopped,
         )
 
 
@@ -131,6 +139,7 @@ class FoldResult:
         per_class_f1: The last epoch's F1 per class; None without validation.
         confusion: The last epoch's confusion matrix; None without validation.
         seconds: Time the fold took.
+        stopped: ``on_epoch_end`` cut the fold short after the last epoch of ``history``.
     """
 
     fold: int | None
@@ -141,6 +150,7 @@ class FoldResult:
     per_class_f1: list[float] | None
     confusion: list[list[int]] | None
     seconds: float
+    stopped: bool = False
 
     @property
     def name(self) -> str:
@@ -154,8 +164,8 @@ class FoldResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: ``part``, ``fold``, ``n_train``, ``n_val``, ``epochs`` (each
-        epoch's ``EpochResult.to_dict()``), the metrics, ``seconds``, and with validation
-        ``per_class_f1`` and ``confusion``."""
+        epoch's ``EpochResult.to_dict()``), the metrics, ``seconds``, ``stopped`` when the fold
+        was cut short, and with validation ``per_class_f1`` and ``confusion``."""
         out: dict[str, Any] = {
             "part": self.name,
             "fold": self.fold,
@@ -165,6 +175,8 @@ class FoldResult:
             **self.metrics,
             "seconds": round(self.seconds, 3),
         }
+        if self.stopped:
+            out["stopped"] = True
         if self.per_class_f1 is not None:
             out["per_class_f1"] = self.per_class_f1
             out["confusion"] = self.confusion
@@ -175,9 +187,11 @@ class FoldResult:
 class CrossValResult:
     """The folds a :func:`cross_validate` call ran, in order, and their aggregates.
 
+    Aggregates cover every fold in ``folds``, a fold cut short at the epoch it was cut.
+
     Attributes:
-        folds: One record per fold run, the fold ``on_fold_end`` stopped after included.
-        stopped: ``on_fold_end`` returned False (after the last fold in ``folds``).
+        folds: One record per fold run, the fold the run stopped in or after included.
+        stopped: A callback stopped the run, in or after the last fold in ``folds``.
     """
 
     folds: list[FoldResult] = field(default_factory=list)
@@ -226,7 +240,7 @@ def cross_validate(
     folds: Sequence[int] | None = None,
     full: bool = False,
     splits: Sequence[Split] | None = None,
-    on_epoch_end: Callable[[int | None, EpochResult], None] | None = None,
+    on_epoch_end: Callable[[int | None, EpochResult], bool | None] | None = None,
     on_fold_end: Callable[[int | None, FoldRun], bool | None] | None = None,
     progress: bool = False,
 ) -> CrossValResult:
@@ -243,7 +257,8 @@ def cross_validate(
         splits: The ``train.kfold.n_splits`` splits of ``data`` (:func:`make_splits`), when
             the caller keeps them; by default they are made here. Unused with ``full``.
         on_epoch_end: Called as ``on_epoch_end(fold, epoch_result)`` after each epoch's
-            evaluation.
+            evaluation; returning False cuts the fold short there and ends the run after it
+            (``on_fold_end`` is still called, with ``fold_run.stopped`` set).
         on_fold_end: Called as ``on_fold_end(fold, fold_run)`` after each fold; returning
             False ends the run there (None or True goes on).
         progress: Show a progress bar of each epoch's steps.
@@ -291,14 +306,15 @@ def cross_validate(
         run = FoldRun(fold, train_idx, val_idx, fitted)
         result.folds.append(run.result())
         go_on = True if on_fold_end is None else on_fold_end(fold, run)
+        go_on = go_on is not False and not fitted.stopped
         del run, fitted  # the model's memory (on the device) is free before the next fold
-        if go_on is False:
+        if not go_on:
             result.stopped = True
             break
     return result
 
 
 def _bind(
-    callback: Callable[[int | None, EpochResult], None], fold: int | None
-) -> Callable[[EpochResult], None]:
+    callback: Callable[[int | None, EpochResult], bool | None], fold: int | None
+) -> Callable[[EpochResult], bool | None]:
     return lambda epoch_result: callback(fold, epoch_result)

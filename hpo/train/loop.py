@@ -70,6 +70,8 @@ class FitResult:
     ``macro_f1``, ``accuracy`` (and ``f1_mask``, ``f1_gender``, ``f1_age`` for the
     competition's labels); ``per_class_f1``, ``confusion``, ``val_pred`` (class indices) and
     ``val_probs`` (softmax, ``(N_val, C)``) are the last epoch's, in ``val_idx`` order.
+    ``stopped``: ``on_epoch_end`` returned False, so ``history`` ends at the epoch it stopped
+    after (the last epoch's results are those of that epoch, computed anyway for its report).
     """
 
     model: nn.Module
@@ -80,6 +82,7 @@ class FitResult:
     val_pred: np.ndarray | None = None
     val_probs: np.ndarray | None = None
     seconds: float = 0.0
+    stopped: bool = False
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
@@ -99,7 +102,7 @@ def fit(
     *,
     device: torch.device,
     num_classes: int,
-    on_epoch_end: Callable[[EpochResult], None] | None = None,
+    on_epoch_end: Callable[[EpochResult], bool | None] | None = None,
     progress: bool = False,
     mask_factors: bool = False,
 ) -> FitResult:
@@ -118,8 +121,10 @@ def fit(
         val_idx: Positions of the validation samples, or None to train without validation.
         device: Where to train; the used images are copied there once.
         num_classes: Number of classes (the model's outputs).
-        on_epoch_end: Called with each epoch's result after its evaluation; an exception it
-            raises (a pruning signal, say) propagates out of ``fit`` unchanged.
+        on_epoch_end: Called with each epoch's result after its evaluation. Returning False
+            stops training there: ``fit`` returns the model as that epoch left it, with
+            ``stopped`` set (None or True goes on). An exception it raises propagates out of
+            ``fit`` unchanged.
         progress: Show a transient progress bar of each epoch's steps.
         mask_factors: Labels are the competition's 18 classes: also report the macro-F1 of
             each factor (mask, gender, age).
@@ -203,11 +208,12 @@ class _Fit:
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
-    def run(self, on_epoch_end: Callable[[EpochResult], None] | None) -> FitResult:
+    def run(self, on_epoch_end: Callable[[EpochResult], bool | None] | None) -> FitResult:
         start = time.perf_counter()
         history: list[EpochResult] = []
         scores: dict[str, Any] = {}
         probs: np.ndarray | None = None
+        stopped = False
         for epoch in range(self.cfg.epochs):
             epoch_start = time.perf_counter()
             lr = self.schedule.lr
@@ -234,8 +240,9 @@ class _Fit:
                 seconds=time.perf_counter() - epoch_start,
             )
             history.append(result)
-            if on_epoch_end is not None:
-                on_epoch_end(result)
+            if on_epoch_end is not None and on_epoch_end(result) is False:
+                stopped = True
+                break
         self.model.eval()
         last = history[-1]
         metrics: dict[str, float] = {"train_loss": last.train_loss}
@@ -251,6 +258,7 @@ class _Fit:
             val_pred=None if probs is None else probs.argmax(1),
             val_probs=probs,
             seconds=time.perf_counter() - start,
+            stopped=stopped,
         )
 
     def train_one_epoch(self, epoch: int) -> float:

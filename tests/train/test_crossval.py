@@ -123,6 +123,40 @@ def test_on_fold_end_false_stops_after_that_fold(
     assert len(result.scores) == 2
 
 
+def test_on_epoch_end_false_cuts_that_fold_short_and_keeps_its_last_epoch(
+    make_config: MakeConfig, tiny: LoadedData
+) -> None:
+    epochs: list[tuple[int | None, int]] = []
+    runs: list[FoldRun] = []
+
+    def stop_at_fold_1_epoch_1(fold: int | None, result: EpochResult) -> bool:
+        epochs.append((fold, result.epoch))
+        return (fold, result.epoch) != (1, 1)
+
+    def on_fold_end(fold: int | None, run: FoldRun) -> bool:
+        runs.append(run)
+        return True  # the run ends after a cut fold all the same
+
+    result = cross_validate(
+        _config(make_config),
+        tiny,
+        device=CPU,
+        on_epoch_end=stop_at_fold_1_epoch_1,
+        on_fold_end=on_fold_end,
+    )
+    assert epochs == [(0, 1), (0, 2), (1, 1)]
+    assert [(r.fold, r.stopped) for r in runs] == [(0, False), (1, True)]
+    assert result.stopped and [f.fold for f in result.folds] == [0, 1]
+    whole, cut = result.folds
+    assert not whole.stopped and cut.stopped and len(cut.history) == 1
+    # The cut fold keeps its validated epoch: per-class F1, confusion, score, all of epoch 1.
+    assert cut.score == cut.history[0].macro_f1
+    assert cut.per_class_f1 is not None and len(cut.per_class_f1) == 3
+    assert np.asarray(cut.confusion).sum() == cut.n_val
+    assert np.asarray(result.confusion).sum() == whole.n_val + cut.n_val
+    assert cut.to_dict()["stopped"] is True and "stopped" not in whole.to_dict()
+
+
 class Stop(Exception):
     """A stand-in for optuna.TrialPruned: the engine must not know or catch it."""
 

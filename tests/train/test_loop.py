@@ -1,4 +1,4 @@
-"""The loop: it learns, stops on a NaN loss, lets callbacks raise, accumulates, mixes, repeats."""
+"""The loop: it learns, stops on a NaN loss or when told, accumulates, mixes, repeats."""
 
 from __future__ import annotations
 
@@ -125,6 +125,35 @@ def test_on_epoch_end_exceptions_propagate(make_config: MakeConfig, learnable: D
             on_epoch_end=prune_at_second_epoch,
         )
     assert calls == [1, 2]
+
+
+def test_on_epoch_end_false_stops_there_with_that_epochs_results(
+    make_config: MakeConfig, learnable: Data
+) -> None:
+    images, labels = learnable
+    config = make_config(**{"train.epochs": 3})
+    whole = fit(config, images, labels, TRAIN, VAL, device=CPU, num_classes=3)
+    cut = fit(
+        config,
+        images,
+        labels,
+        TRAIN,
+        VAL,
+        device=CPU,
+        num_classes=3,
+        on_epoch_end=lambda r: r.epoch < 2,  # False after epoch 2: stop there
+    )
+    assert cut.stopped and not whole.stopped
+    timeless = [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in cut.history]
+    assert timeless == [
+        {k: v for k, v in r.to_dict().items() if k != "seconds"} for r in whole.history[:2]
+    ]
+    # The last epoch's validation results, as its report saw them: nothing recomputed.
+    assert cut.metrics["macro_f1"] == cut.history[-1].macro_f1
+    assert cut.val_pred is not None and len(cut.per_class_f1) == 3
+    expected = np.zeros((3, 3), dtype=int)
+    np.add.at(expected, (labels[VAL], cut.val_pred), 1)
+    assert cut.confusion == expected.tolist()
 
 
 def test_gradient_accumulation_steps_once_per_group(
