@@ -5,7 +5,8 @@ weight name of the model (``IMAGENET1K_V2``), or the path of a local state dict.
 files live in torch's cache, ``$TORCH_HOME/hub/checkpoints/<file name of the URL>`` (default
 ``~/.cache/torch``), so every worker of a machine shares one copy: the first to need a file
 downloads it under a file lock (torch downloads to a temporary name and renames), the others
-wait for it and read it. Offline with nothing cached, the error names the URL and the exact
+wait for it and read it. The download is checked against the hash prefix in the file name, as
+torchvision's own loading does. Offline with nothing cached, the error names the URL and the exact
 path where the file can be placed.
 """
 
@@ -99,6 +100,14 @@ def is_cached(weights: WeightsEnum) -> bool:
     return cache_path(weights).is_file()
 
 
+def _hash_prefix(file_name: str) -> str | None:
+    """The SHA-256 prefix in a torchvision file name (``resnet18-f37072fd.pth``), as
+    ``load_state_dict_from_url(check_hash=True)`` reads it: torch checks the download against it
+    before moving it into place, so a truncated or tampered file never reaches the cache."""
+    match = torch.hub.HASH_REGEX.search(file_name)
+    return match.group(1) if match else None
+
+
 def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: bool = False) -> Path:
     """The cached file of ``weights``, downloaded first if needed (once per machine).
 
@@ -114,7 +123,9 @@ def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: boo
         with file_lock(path.with_name(path.name + ".lock")):
             if not path.is_file():  # another worker may have downloaded it meanwhile
                 logger.info("downloading %s to %s", weights.url, path)
-                torch.hub.download_url_to_file(weights.url, str(path), progress=progress)
+                torch.hub.download_url_to_file(
+                    weights.url, str(path), _hash_prefix(path.name), progress=progress
+                )
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a hash mismatch a Runtime
         reason = getattr(exc, "reason", None) or exc
         raise ConfigError(

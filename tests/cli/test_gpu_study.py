@@ -1,8 +1,10 @@
-"""studies/mask-clf-gpu.yaml: valid as shipped, and one tiny trial on CPU with a small model."""
+"""studies/mask-clf-gpu.yaml: valid as shipped, one tiny trial on CPU with a small model, and
+the offline error before any trial when its ImageNet weights are not cached."""
 
 from __future__ import annotations
 
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,3 +75,44 @@ def test_one_tiny_trial_on_cpu(
     assert code == 0, err
     assert sorted(STUDY.parent.iterdir()) == shipped  # nothing written beside the shipped file
     assert any((tmp_path / "artifacts").iterdir())
+
+
+def test_offline_with_nothing_cached_stops_before_any_trial(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty TORCH_HOME, and torch's own downloader with no network behind it.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(request: urllib.request.Request | str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    db = tmp_path / "gpu.db"
+    code, _, err = run_cli(
+        "run",
+        "--study",
+        "mask-clf-gpu",
+        "--config",
+        STUDY,
+        "--n-trials",
+        1,
+        "--quiet",
+        "--storage",
+        f"sqlite:///{db}",
+        "--set",
+        f"data.root={demo_data}",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        f"study.artifacts={tmp_path / 'artifacts'}",
+        "--set",
+        "train.model={name: mobilenet_v3_small, weights: imagenet}",
+    )
+    weights = tvm.MobileNet_V3_Small_Weights.DEFAULT
+    place = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert weights.url in err and str(place) in err
+    assert not place.exists()
+    assert not db.exists()  # refused before the study was opened: no trial, no database
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "artifacts").exists()

@@ -3,8 +3,13 @@ network), the offline error, batch-norm statistics at evaluation, the backbone m
 
 from __future__ import annotations
 
+import hashlib
 import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -18,7 +23,7 @@ from hpo.train import weights as weights_mod
 from hpo.train.batchnorm import epoch_averaged, slow_layers, trainable_layers
 from hpo.train.models import MODELS, build_model, head_name
 from hpo.train.optim import build_optimizer, build_schedule
-from hpo.train.weights import cache_path, check_weights, imagenet_weights
+from hpo.train.weights import cache_path, check_weights, fetch, imagenet_weights
 
 from .helpers import MakeConfig, learnable_data
 
@@ -97,15 +102,20 @@ def test_image_sizes_a_model_cannot_take_are_refused(
 # ImageNet weights from a temporary TORCH_HOME
 
 
+def _local_only(request: urllib.request.Request | str, *args: Any, **kwargs: Any) -> Any:
+    """``urlopen`` that opens ``file:`` URLs and fails every other one, as offline."""
+    url = request.full_url if isinstance(request, urllib.request.Request) else request
+    if not url.startswith("file:"):
+        raise urllib.error.URLError("no network in tests")
+    return urllib.request.urlopen(request, *args, **kwargs)
+
+
 @pytest.fixture
 def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``TORCH_HOME``, and torch's real downloader with no network behind it."""
     home = tmp_path / "torch"
     monkeypatch.setenv("TORCH_HOME", str(home))
-
-    def offline(url: str, *args: object, **kwargs: object) -> None:
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(torch.hub, "urlopen", _local_only)
     return home
 
 
@@ -165,6 +175,31 @@ def test_cached_weights_are_never_downloaded(torch_home: Path) -> None:
     ]
 
 
+def test_downloads_are_checked_against_the_hash_in_the_file_name(
+    torch_home: Path, tmp_path: Path
+) -> None:
+    # Served from a file: URL (torch's downloader reads those too), named as torchvision names
+    # its files: the first hex digits of the SHA-256 after the last dash.
+    content = b"weights" * 1000
+    digest = hashlib.sha256(content).hexdigest()[:8]
+    served = tmp_path / "served"
+    served.mkdir()
+    good = served / f"tiny-{digest}.pth"
+    good.write_bytes(content)
+    bad = served / "tiny-00000000.pth"
+    bad.write_bytes(content)
+
+    path = fetch(cast(Any, SimpleNamespace(url=good.as_uri())))
+    assert path == torch_home / "hub" / "checkpoints" / good.name
+    assert path.read_bytes() == content
+    with pytest.raises(ConfigError, match=r"invalid hash value.*place that file at") as info:
+        fetch(cast(Any, SimpleNamespace(url=bad.as_uri())))
+    assert str(torch_home / "hub" / "checkpoints" / bad.name) in str(info.value)
+    # Nothing half-written or unchecked is left in the cache (the lock file is all).
+    left = sorted(p.name for p in path.parent.iterdir())
+    assert left == sorted([good.name, f"{good.name}.lock", f"{bad.name}.lock"])
+
+
 def test_models_without_torchvision_weights_refuse_imagenet() -> None:
     with pytest.raises(ConfigError, match="no torchvision weights"):
         train_config_from_dict(
@@ -184,6 +219,28 @@ def test_cli_models_lists_and_download_fails_in_one_line(
     assert code == 2
     assert err.strip().startswith("error: ") and err.strip().count("\n") == 0
     assert "resnet34-" in err
+
+
+def test_cli_models_download_into_a_dir(
+    torch_home: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    folder = tmp_path / "baked"
+    weights = imagenet_weights("resnet18")
+    cached = cache_path(weights, folder)
+    assert cached == folder / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(tvm.resnet18(weights=None).state_dict(), cached)
+    # Already in DIR: nothing is downloaded (there is no network), the path is printed.
+    code, out, err = run_cli("models", "download", "resnet18", "--dir", folder)
+    assert code == 0, err
+    assert out.strip() == str(cached)
+    # Not in DIR: one line naming the URL and the file's place in DIR, not in TORCH_HOME.
+    missing = imagenet_weights("resnet34")
+    code, _, err = run_cli("models", "download", "resnet34", "--dir", folder)
+    assert code == 2
+    assert err.startswith("error: ") and err.strip().count("\n") == 0
+    assert missing.url in err and str(cache_path(missing, folder)) in err
+    assert not torch_home.exists()
 
 
 # ---------------------------------------------------------------------------------------------
