@@ -1,14 +1,15 @@
 """Batch-norm statistics that are right at evaluation, even for slow running averages.
 
 A batch-norm layer evaluates with running averages of its batch statistics, updated with
-``momentum`` each training step and starting from mean 0, variance 1. torchvision's MobileNetV3
-and EfficientNet-style models use momentum 0.01 (MNASNet 0.0003): with the few steps per epoch
-of a small data set the averages still mostly hold their starting values (after 24 steps,
-79 %), and a network that trains well, evaluated with them, predicts one class. A layer whose
-average cannot forget within one epoch (``(1 - momentum) ** steps > STALE_WEIGHT``) therefore
-averages the batch statistics of each epoch equally instead (torch's cumulative average,
-``momentum=None``, restarted every epoch): at the epoch's end its statistics are those of that
-epoch, at no extra cost. Layers with torch's default momentum 0.1 are left alone.
+``momentum`` each training step and starting from mean 0, variance 1. torchvision's MobileNetV3,
+MaxViT and EfficientNet-B5 to B7 use momentum 0.01 (MNASNet 0.0003; EfficientNet-B0 to B4 and
+V2 keep torch's 0.1): with the few steps per epoch of a small data set the averages still
+mostly hold their starting values (after 24 steps, 79 %), and a network that trains well,
+evaluated with them, predicts one class. A layer whose average cannot forget within one epoch
+(``(1 - momentum) ** steps > STALE_WEIGHT``) therefore averages the batch statistics of each
+epoch equally instead (torch's cumulative average, ``momentum=None``, restarted every epoch): at
+the epoch's end its statistics are those of that epoch, at no extra cost. Layers with torch's
+default momentum 0.1 are left alone.
 """
 
 from __future__ import annotations
