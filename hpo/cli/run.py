@@ -289,6 +289,7 @@ def _supervised_worker(
         storage=storage,
         device=resolve_device(device),
         allow_mismatch=allow_mismatch,
+        n_trials=n_trials,
     )
     session.objective.on_event = emit
     emit({"event": "ready", **session.objective.worker})
@@ -338,8 +339,10 @@ def _supervise(
     from hpo.tune import prepare_session
 
     console = make_console(stderr=True)
-    # Everything a user can get wrong fails here, once, before any worker starts; the data is
-    # decoded into the machine's shared cache once, and the workers open it warm.
+    # Everything a user can get wrong fails here, once, before any worker starts and before
+    # any image is decoded (the study file, the data's file table, the stored fingerprint);
+    # then the data is decoded into the machine's shared cache once, and the workers open it
+    # warm. A study that already holds its total decodes nothing and starts no worker.
     session = prepare_session(
         name,
         config=config,
@@ -348,9 +351,20 @@ def _supervise(
         device=torch.device("cpu"),
         allow_mismatch=allow_mismatch,
         progress=not quiet,
+        n_trials=n_trials,
     )
-    session.objective.data(session.spec.base_config().data)
     study = session.study
+    if n_trials is not None and finished_count(study) >= n_trials:
+        console.print(
+            f"study [bold]{escape(name)}[/] | storage {escape(session.masked_storage)} | already "
+            f"holds {finished_count(study)} of {n_trials} finished trials: no worker started",
+            highlight=False,
+        )
+        _summary(console, study, ran=0, ran_label="these workers ran")
+        hint = next_step(study, session.storage_url)
+        if hint:
+            console.print(escape(hint))
+        return
     devices = list(dict.fromkeys(p.device for p in plans))
     slots = ", ".join(f"{sum(p.device == d for p in plans)} x {d}" for d in devices)
     console.print(

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -23,7 +24,14 @@ from hpo.testing.studies import tiny_study
 CliRun = Callable[..., tuple[int, str, str]]
 
 
-def write_study(tmp_path: Path, demo_data: Path, *, epochs: int) -> Path:
+def write_study(
+    tmp_path: Path,
+    demo_data: Path,
+    *,
+    epochs: int,
+    lr: tuple[float, float] = (1.0e-4, 1.0e-1),
+    **study: Any,
+) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(
         tiny_study(
@@ -32,12 +40,18 @@ def write_study(tmp_path: Path, demo_data: Path, *, epochs: int) -> Path:
                 "sampler": {"name": "random", "seed": 0},
                 "pruner": {"name": "none"},
                 "storage": f"sqlite:///{tmp_path / 'tiny.db'}",
+                **study,
             },
-            search_space={"train.optimizer.lr": {"float": [1.0e-4, 1.0e-1], "log": True}},
+            search_space={"train.optimizer.lr": {"float": list(lr), "log": True}},
             epochs=epochs,
         )
     )
     return path
+
+
+def decoded(cache: Path) -> list[Path]:
+    """The decoded-image caches written under ``cache``."""
+    return sorted(cache.rglob("*.npy")) if cache.exists() else []
 
 
 def load(tmp_path: Path) -> optuna.Study:
@@ -156,9 +170,15 @@ def test_bad_worker_flags_are_one_error_line(
 
 @pytest.mark.slow
 def test_two_cpu_workers_finish_the_exact_total_side_by_side(
-    tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    demo_data: Path,
+    run_cli: CliRun,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level("INFO", logger="hpo")
+    cache = tmp_path / "cache"  # cold: whoever decodes says so
+    monkeypatch.setenv("HPO_CACHE_DIR", str(cache))
     study_file = write_study(tmp_path, demo_data, epochs=6)
     code, _, err = run_cli(
         "run", "--study", "tiny", "--config", study_file, "--n-trials", "4", "--workers", "2",
@@ -183,11 +203,42 @@ def test_two_cpu_workers_finish_the_exact_total_side_by_side(
         for b in second
         if a.datetime_complete and b.datetime_complete and a.datetime_start and b.datetime_start
     )
-    # Prefixed lines per worker, the trial line shows the worker; the data decoded once.
+    # Prefixed lines per worker, the trial line shows the worker.
     log = caplog.text
     assert "w1 cpu | started" in log and "w2 cpu | started" in log
     assert f":{first[0].user_attrs['worker']['pid']} cpu]" in log
-    assert log.count("decoding 168 images") <= 1
+    # The data decoded once, by the parent before any worker started; the workers mapped it.
+    [decoding] = [line for line in log.splitlines() if "decoding 168 images" in line]
+    assert not re.search(r"w\d+ cpu \|", decoding), decoding
+    assert log.index("decoding 168 images") < log.index("w1 cpu | started")
+    assert len(decoded(cache)) == 1
+
+
+def test_supervisor_checks_before_it_decodes(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HPO_CACHE_DIR", str(cache))
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    args = ("run", "--study", "tiny", "--config", study_file, "--quiet")
+    code, _, err = run_cli(*args, "--n-trials", "1")  # one worker in the process
+    assert code == 0, err
+    for path in decoded(cache):
+        path.unlink()
+
+    # A full study: nothing decoded, no worker started, exit 0 (it holds its total).
+    code, _, err = run_cli(*args, "--n-trials", "1", "--workers", "2")
+    assert code == 0, err
+    assert "already holds 1 of 1 finished trials: no worker started" in err
+    assert "started (pid" not in err
+    assert not decoded(cache)
+    # A study file that differs from the stored one: refused before anything is decoded.
+    code, _, err = run_cli(*args, "--n-trials", "3", "--workers", "2", "--set", "train.epochs=2")
+    assert code == 2
+    assert err.startswith("error: ") and "different study file" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not decoded(cache)
+    assert len(load(tmp_path).trials) == 1
 
 
 def kill_a_worker(tmp_path: Path, demo_data: Path, *extra: str) -> tuple[FrozenTrial, str]:
