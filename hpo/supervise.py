@@ -233,10 +233,22 @@ class WorkerEvent:
 
 @dataclass
 class SupervisorResult:
-    """How the workers ended: name -> last exit code, and how often each was restarted."""
+    """How the workers ended, by worker name.
+
+    Attributes:
+        exit_codes: The last exit code of each worker.
+        restarts: How often each was restarted.
+        errors: The last ``error: ...`` line each worker wrote (without the prefix): what a
+            worker that exits 2 (a user error) says is wrong.
+        stopped_by: Why each worker's loop ended, from its ``done`` event (``n_trials``,
+            ``timeout``, ``exhausted``, ``failures``).
+        trials_ended: Trials the workers finished, failed ones included.
+    """
 
     exit_codes: dict[str, int] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    stopped_by: dict[str, str] = field(default_factory=dict)
     trials_ended: int = 0
 
 
@@ -391,6 +403,10 @@ class Supervisor:
                 child.current = None
         if kind == "trial_end":
             self._result.trials_ended += 1
+        elif kind == "done":
+            self._result.stopped_by[name] = str(data.get("stopped_by"))
+        elif kind == "log" and str(data.get("line", "")).startswith("error: "):
+            self._result.errors[name] = str(data["line"]).removeprefix("error: ")
         self.on_event(WorkerEvent(plan, kind, data))
 
     def _reap(self, *, stopping: bool) -> None:

@@ -26,7 +26,7 @@ from hpo.exceptions import ConfigError
 from hpo.study import finished_count, state_counts
 
 if TYPE_CHECKING:
-    from hpo.supervise import WorkerPlan
+    from hpo.supervise import SupervisorResult, WorkerPlan
 
 _log = logging.getLogger("hpo")
 
@@ -335,7 +335,7 @@ def _supervise(
     import torch
 
     from hpo.cli._live import WorkerView
-    from hpo.supervise import Supervisor, describe_exit
+    from hpo.supervise import Supervisor
     from hpo.tune import prepare_session
 
     console = make_console(stderr=True)
@@ -413,13 +413,54 @@ def _supervise(
     with view:
         result = supervisor.run()
     _summary(console, study, ran=result.trials_ended, ran_label="these workers ran")
-    dead = {w: c for w, c in result.exit_codes.items() if c != 0}
-    reached = finished_count(study) >= n_trials if n_trials is not None else not dead
-    if not reached:
-        exits = ", ".join(f"{w} {describe_exit(c)}" for w, c in dead.items())
-        total = f"{finished_count(study)} of {n_trials} finished trials" if n_trials else ""
-        _log.error("error: the study did not reach its total (%s); workers: %s", total, exits)
-        raise click.exceptions.Exit(1)
+    _supervised_outcome(console, study, result, n_trials=n_trials)
+    hint = next_step(study, session.storage_url)
+    if hint:
+        console.print(escape(hint))
+
+
+def _supervised_outcome(
+    console: Console, study: optuna.Study, result: SupervisorResult, *, n_trials: int | None
+) -> None:
+    """Return when the study holds its total, or when every worker stopped normally.
+
+    A worker stops normally at ``--timeout`` or when the sampler has nothing left to draw
+    (grid), as one worker in the process would, exiting 0.
+
+    Raises:
+        ConfigError: The total was not reached and a worker exited 2 (a user error, such as
+            too many failed trials in a row): its own error line, naming the worker (exit 2).
+        click.exceptions.Exit: The total was not reached and workers died (exit 1).
+    """
+    from hpo.supervise import describe_exit
+
+    finished = finished_count(study)
+    if n_trials is not None and finished >= n_trials:
+        return
+    held = f"{finished} of {n_trials}" if n_trials is not None else str(finished)
+    # w1, w2, ..., w10 in the order they were planned, not the order they exited.
+    dead = {
+        w: c
+        for w, c in sorted(result.exit_codes.items(), key=lambda wc: (len(wc[0]), wc[0]))
+        if c != 0
+    }
+    if not dead:
+        reasons = ", ".join(sorted(set(result.stopped_by.values()))) or "no reason given"
+        console.print(
+            escape(f"the study holds {held} finished trials: the workers stopped ({reasons})"),
+            highlight=False,
+        )
+        return
+    user_errors = [w for w, c in dead.items() if c == 2]
+    if user_errors:
+        first, *others = user_errors
+        too = f"{', '.join(others)} exited 2 too; " if others else ""
+        line = result.errors.get(first, "exit 2 with no error line")
+        raise ConfigError(f"{first}: {line} ({too}the study holds {held} finished trials)")
+    exits = ", ".join(f"{w} {describe_exit(c)}" for w, c in dead.items())
+    what = "the study did not reach its total" if n_trials is not None else "workers died"
+    _log.error("error: %s (%s finished trials); workers: %s", what, held, exits)
+    raise click.exceptions.Exit(1)
 
 
 def _dry_run(

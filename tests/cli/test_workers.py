@@ -241,6 +241,98 @@ def test_supervisor_checks_before_it_decodes(
     assert len(load(tmp_path).trials) == 1
 
 
+# -- the parent's exit code: did the study reach its total? -----------------------------------
+
+
+def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    """Worker processes run ``body`` (sh) instead of ``python -m hpo run ...``."""
+    script = tmp_path / "fake-python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+
+
+def test_workers_that_die_leave_the_total_unreached_exit_1(
+    tmp_path: Path,
+    demo_data: Path,
+    run_cli: CliRun,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    fake_worker(tmp_path, monkeypatch, "kill -KILL $$")
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", "--workers", "2",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 1, err
+    assert (
+        "error: the study did not reach its total (0 of 2 finished trials); workers: "
+        "w1 killed by SIGKILL, w2 killed by SIGKILL"
+    ) in caplog.text
+    assert "restarting it" not in caplog.text
+
+
+def test_a_worker_user_error_is_exit_2_with_its_error_line(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    fake_worker(
+        tmp_path,
+        monkeypatch,
+        'echo "error: storage sqlite:///x unreachable for 120 s" >&2; exit 2',
+    )
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", "--workers", "2",
+        "--quiet", "--restart-dead",
+    )  # fmt: skip
+    assert code == 2, err
+    # A user error is not a crash: never restarted; the parent's last line is the worker's.
+    assert err.strip().splitlines()[-1] == (
+        "error: w1: storage sqlite:///x unreachable for 120 s "
+        "(w2 exited 2 too; the study holds 0 of 2 finished trials)"
+    )
+
+
+def test_workers_stopped_by_their_timeout_exit_0(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As one worker in the process: --timeout before --n-trials is not an error.
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    done = '{"event": "done", "ran": 0, "stopped_by": "timeout"}'
+    fake_worker(tmp_path, monkeypatch, f"echo '{done}'")
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", "--timeout", "60",
+        "--workers", "2", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "the study holds 0 of 2 finished trials: the workers stopped (timeout)" in err
+
+
+@pytest.mark.slow
+def test_workers_that_fail_every_trial_stop_with_their_error_exit_2(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
+) -> None:
+    # Every trial's loss becomes NaN; each worker stops after one failed trial (exit 2).
+    study_file = write_study(
+        tmp_path, demo_data, epochs=1, lr=(1.0e6, 1.0e8), max_consecutive_failures=1
+    )
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", "--workers", "2",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: w1: stopped after 1 failed trials in a row; last reason: TrainingError: loss "
+        r"became nan .*\(w2 exited 2 too; the study holds 0 of 2 finished trials\)",
+        last,
+    ), err
+    study = load(tmp_path)
+    assert_nothing_running(study)
+    assert {t.state for t in study.trials} == {TrialState.FAIL}
+
+
 def kill_a_worker(tmp_path: Path, demo_data: Path, *extra: str) -> tuple[FrozenTrial, str]:
     """3 trials on 2 workers; SIGKILL the worker of a running trial; the study still finishes.
 
