@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hpo.study import finished_count
+from hpo.study import best_trial, finished_count
 from hpo.supervise import WorkerEvent, WorkerPlan, describe_exit
 
 __all__ = ["WorkerView"]
@@ -157,10 +157,8 @@ class WorkerView:
         self.console.print(f"[bold]{prefix}[/] | {body}", highlight=False)
 
     def _best(self) -> str:
-        try:
-            return f"best {self.study.best_value:.4f} (trial {self.study.best_trial.number})"
-        except ValueError:
-            return "best -"
+        best = best_trial(self.study)
+        return "best -" if best is None else f"best {best.value:.4f} (trial {best.number})"
 
     def _poll(self, *, force: bool = False) -> None:
         # Workers on other machines finish trials too: look at the study now and then.

@@ -23,7 +23,7 @@ from hpo.cli._display import format_params, format_trial, next_step
 from hpo.cli._options import device_option, set_option, storage_option
 from hpo.cli._signals import stop_on_signals
 from hpo.exceptions import ConfigError
-from hpo.study import finished_count, state_counts
+from hpo.study import best_trial, counts_text, finished_count
 
 if TYPE_CHECKING:
     from hpo.supervise import SupervisorResult, WorkerPlan
@@ -199,10 +199,7 @@ def _run(
     )
 
     def best_text() -> str:
-        try:
-            return f"best {study.best_value:.4f} (trial {study.best_trial.number})"
-        except ValueError:
-            return "best -"
+        return _best_text(study)
 
     def finished() -> int:
         return finished_count(study)
@@ -489,6 +486,12 @@ def _dry_run(
     click.echo("dry run: nothing trained, nothing written")
 
 
+def _best_text(study: optuna.Study) -> str:
+    """``best 0.7321 (trial 14)`` for a progress bar, or ``best -`` before a complete trial."""
+    best = best_trial(study)
+    return "best -" if best is None else f"best {best.value:.4f} (trial {best.number})"
+
+
 def _plain(text: str) -> str:
     from rich.text import Text
 
@@ -506,15 +509,13 @@ def _last_failure(study: optuna.Study) -> str:
 def _summary(
     console: Console, study: optuna.Study, *, ran: int, ran_label: str = "this worker ran"
 ) -> None:
-    counts = state_counts(study)
     table = Table(
         title=f"study {escape(study.study_name)}", title_justify="left", show_header=False
     )
     table.add_row(ran_label, str(ran))
-    table.add_row("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
-    try:
-        best = study.best_trial
-    except ValueError:
+    table.add_row("trials", counts_text(study))
+    best = best_trial(study)
+    if best is None:
         table.add_row("best", "no complete trial yet")
     else:
         folds = best.user_attrs.get("fold_scores") or []
