@@ -74,6 +74,10 @@ class WorkerView:
         )
         self._live: Live | None = None
 
+    def __rich__(self) -> Group:
+        """The live view as it stands: the workers' table above the study's progress bar."""
+        return self._render()
+
     def __enter__(self) -> WorkerView:
         if not self.quiet:
             self._live = Live(self._render(), console=self.console, refresh_per_second=4)
@@ -107,7 +111,8 @@ class WorkerView:
         elif kind == "trial_start":
             row.status, row.trial, row.fold_epoch, row.f1 = "training", data["trial"], "", None
         elif kind == "epoch":
-            row.fold_epoch = f"{data['fold']}/{data['epoch']}"
+            # Folds from 1, like epochs (the event's fold is the 0-based index).
+            row.fold_epoch = f"{data['fold'] + 1}/{data['epoch']}"
             row.f1 = data.get("f1")
             if self.quiet:
                 _log.debug(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -307,6 +308,45 @@ def test_workers_stopped_by_their_timeout_exit_0(
     )  # fmt: skip
     assert code == 0, err
     assert "the study holds 0 of 2 finished trials: the workers stopped (timeout)" in err
+
+
+def test_on_a_terminal_the_parent_shows_a_live_row_per_worker(
+    tmp_path: Path,
+    demo_data: Path,
+    run_cli: CliRun,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Workers that report one finished trial, train another for a while, then die.
+    events = [
+        {"event": "trial_start", "trial": 7},
+        {"event": "epoch", "trial": 7, "fold": 0, "epoch": 1, "f1": 0.25},
+        {"event": "trial_end", "trial": 7, "state": "COMPLETE", "line": "trial   7  complete"},
+        {"event": "trial_start", "trial": 8},
+        {"event": "epoch", "trial": 8, "fold": 1, "epoch": 3, "f1": 0.4321},
+    ]
+    lines = "; ".join(f"echo '{json.dumps(e)}'" for e in events)
+    fake_worker(tmp_path, monkeypatch, f"{lines}; sleep 1.5; kill -KILL $$")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr is a terminal, as far as rich knows
+    monkeypatch.setenv("COLUMNS", "150")
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    code, _, err = run_cli(
+        "run", "--study", "tiny", "--config", study_file, "--n-trials", "2", "--workers", "2"
+    )  # fmt: skip
+    assert code == 1, err
+    screen = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line).rstrip() for line in err.splitlines()]
+    # While they trained: worker, device, pid, trial, fold/epoch, val F1, done, status.
+    for name in ("w1", "w2"):
+        row = rf"{name} +cpu +\d+ +8 +2/3 +0\.4321 +1 +training"
+        assert any(re.fullmatch(row, line) for line in screen), "\n".join(screen)
+    # At the end: the dead workers' rows, then the study's progress bar below them.
+    last = max(i for i, line in enumerate(screen) if line.startswith("worker "))
+    assert re.fullmatch(r"w1 +cpu +\d+ +2/3 +0\.4321 +1 +killed by SIGKILL", screen[last + 1])
+    assert re.fullmatch(r"w2 +cpu +\d+ +2/3 +0\.4321 +1 +killed by SIGKILL", screen[last + 2])
+    assert screen[last + 3].startswith("trials") and "0/2 best -" in screen[last + 3]
+    # Lines above the live view, prefixed by their worker; no log lines on a terminal.
+    assert "w1 cpu | trial   7  complete" in screen and "w2 cpu | trial   7  complete" in screen
+    assert not [r for r in caplog.records if r.getMessage().startswith("w1 cpu | started")]
 
 
 @pytest.mark.slow
