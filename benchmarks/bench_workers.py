@@ -6,13 +6,19 @@ Two objectives, one JSON line per measurement (``workers``, ``objective``, ``tri
 
 - ``demo``: ``hpo run --study mask-clf --workers N`` (the real supervisor, its own cores
   divided among the workers) on fresh demo data, timed from start to exit, so the start of the
-  worker processes (importing torch) is included, as a user sees it.
+  worker processes (importing torch) is included, as a user sees it. With ``--devices`` the
+  workers are GPU workers instead, ``--devices D --workers-per-device M`` for each M given
+  (rows also carry ``devices`` and ``workers_per_device``); ``--image-size H W`` sets
+  ``data.image_size`` (the study's own is 64x48).
 - ``sleep``: N processes (spawn) each running ``hpo.study.run_worker`` with an objective that
   sleeps ``--sleep`` seconds, on one SQLite study: what claiming slots, heartbeats and the
   study-wide total cost, without training. ``hpo run`` cannot take a custom objective, so this
   drives the worker loop directly (what each supervised child runs around its objective).
 
     python benchmarks/bench_workers.py [--quick] [--workers 1 2] [--sleep-workers 1 2 4 8]
+    # 1 vs 2 workers per GPU on the demo study at 128x96 (issue 10):
+    python benchmarks/bench_workers.py --skip-sleep --devices cuda:0 --workers-per-device 1 2 \
+        --image-size 128 96
 """
 
 from __future__ import annotations
@@ -80,22 +86,63 @@ def _span(study: object) -> dict[str, object]:
     return {"trials": len(trials), "seconds": (end - start).total_seconds()}
 
 
-def bench_demo(workers: int, trials: int, data: Path, tmp: Path, quick: bool) -> dict[str, object]:
-    db = tmp / f"demo-{workers}.db"
+def bench_demo(
+    slots: list[str],
+    trials: int,
+    data: Path,
+    tmp: Path,
+    *,
+    quick: bool,
+    image_size: tuple[int, int] | None,
+) -> dict[str, object]:
+    """One ``hpo run`` of the demo study with the worker flags ``slots`` (``--workers 2``)."""
+    tag = "-".join(s.strip("-").replace(":", "").replace(",", "_") for s in slots)
+    db = tmp / f"demo-{tag}.db"
     cmd = [sys.executable, "-m", "hpo", "run", "--study", "mask-clf", "--n-trials", str(trials)]
     cmd += ["--storage", f"sqlite:///{db}", "--set", f"data.root={data}", "--quiet"]
-    cmd += ["--set", f"study.artifacts={tmp / f'demo-{workers}.artifacts'}"]
-    cmd += ["--workers", str(workers)]
+    cmd += ["--set", f"study.artifacts={tmp / f'demo-{tag}.artifacts'}", *slots]
     if quick:
-        cmd += ["--set", "train.epochs=3", "--set", "data.image_size=[32,24]"]
+        cmd += ["--set", "train.epochs=3"]
+    if image_size is not None or quick:
+        height, width = image_size or (32, 24)
+        cmd += ["--set", f"data.image_size=[{height},{width}]"]
     env = {**os.environ, "HPO_CACHE_DIR": str(tmp / "cache")}
     started = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-4000:]}")
     import optuna
 
     study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
-    return {"objective": "demo", **_span(study), "wall_s": round(wall, 1)}
+    size = image_size or ((32, 24) if quick else None)
+    return {
+        "objective": "demo",
+        **({"image_size": list(size)} if size else {}),
+        **_span(study),
+        "wall_s": round(wall, 1),
+    }
+
+
+def _demo_runs(args: argparse.Namespace) -> list[tuple[dict[str, object], list[str]]]:
+    """(row fields, worker flags of ``hpo run``) of every demo measurement asked for."""
+    if args.devices is None:
+        return [({"workers": n}, ["--workers", str(n)]) for n in args.workers]
+    from hpo.supervise import plan_workers
+
+    runs: list[tuple[dict[str, object], list[str]]] = []
+    for per_device in args.workers_per_device:
+        # The check hpo run makes: a device this machine lacks is one line, before any timing.
+        plans = plan_workers(devices=args.devices, workers_per_device=per_device, workers=None)
+        assert plans is not None
+        fields: dict[str, object] = {
+            "workers": len(plans),
+            "devices": args.devices,
+            "workers_per_device": per_device,
+        }
+        flags = ["--devices", args.devices, "--workers-per-device", str(per_device)]
+        runs.append((fields, flags))
+    return runs
 
 
 def main() -> None:
@@ -106,13 +153,43 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="Demo trials (default 16).")
     parser.add_argument("--sleep", type=float, default=2.0, help="Seconds per sleep trial.")
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-sleep", action="store_true")
+    parser.add_argument(
+        "--devices",
+        default=None,
+        metavar="all|cuda:K,...",
+        help="Demo runs on these GPUs (hpo run --devices) instead of --workers CPU workers.",
+    )
+    parser.add_argument(
+        "--workers-per-device",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        metavar="M",
+        help="With --devices: one demo run per M (hpo run --workers-per-device M).",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="Demo images' height and width (data.image_size; default: the study's, 32x24 "
+        "with --quick).",
+    )
     args = parser.parse_args()
     demo_trials = args.trials or (6 if args.quick else 16)
+    from hpo.exceptions import ConfigError
+
+    try:
+        demo_runs = _demo_runs(args)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
 
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         rows: list[dict[str, object]] = []
-        for workers in args.sleep_workers:
+        for workers in [] if args.skip_sleep else args.sleep_workers:
             trials = (2 if args.quick else 4) * max(args.sleep_workers)
             rows.append({"workers": workers, **bench_sleep(workers, trials, args.sleep, tmp)})
             _emit(rows, "sleep")
@@ -134,10 +211,12 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            for workers in args.workers:
-                rows.append(
-                    {"workers": workers, **bench_demo(workers, demo_trials, data, tmp, args.quick)}
+            size = tuple(args.image_size) if args.image_size else None
+            for fields, flags in demo_runs:
+                measured = bench_demo(
+                    flags, demo_trials, data, tmp, quick=args.quick, image_size=size
                 )
+                rows.append({**fields, **measured})
                 _emit(rows, "demo")
 
 
