@@ -4,7 +4,9 @@ Every finished trial uploads with ``optuna.artifacts``: ``confusion_matrix.png``
 ``learning_curves.png`` and ``per_class_f1.csv``. The store is ``study.artifacts`` of the study
 file (a folder, shared by the workers of several machines, or ``s3://bucket/prefix`` where boto3
 is installed), by default the folder ``<study file dir>/<name>.artifacts`` beside the default
-SQLite study. ``hpo dashboard`` serves the same store.
+SQLite study. ``hpo dashboard`` serves the same store. A trial pruned inside a fold draws that
+fold as it stood at the epoch it was pruned at (``CUT_FOLD_ATTR``), and its confusion matrix
+says so.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from hpo.exceptions import ConfigError
 __all__ = [
     "ARTIFACT_FILES",
     "CLASS_NAMES_ATTR",
+    "CUT_FOLD_ATTR",
     "PrefixedStore",
     "artifact_location",
     "artifact_location_for",
     "class_names_of",
     "open_artifact_store",
+    "scores_source",
     "upload_trial_artifacts",
 ]
 
@@ -40,6 +44,24 @@ PER_CLASS_CSV = "per_class_f1.csv"
 ARTIFACT_FILES = (CONFUSION_PNG, CURVES_PNG, PER_CLASS_CSV)
 _SUFFIX = ".artifacts"
 CLASS_NAMES_ATTR = "hpo:class_names"
+CUT_FOLD_ATTR = "cut_fold"
+"""User attribute of a trial pruned inside a fold: ``{"fold", "epoch", "epochs"}``. Its
+``per_class_f1``, ``confusion`` and factor F1s include that fold as it stood at that epoch (the
+loop validates every epoch, so nothing is recomputed)."""
+
+
+def scores_source(attrs: Mapping[str, Any]) -> str | None:
+    """Where a pruned trial's confusion matrix, per-class F1 and factor F1s come from, in words
+    (``fold 0 at epoch 1/3, where the trial was pruned``); None unless a fold was cut short."""
+    cut = attrs.get(CUT_FOLD_ATTR)
+    if not isinstance(cut, Mapping):
+        return None
+    where = f"epoch {cut['epoch']}/{cut['epochs']}"
+    text = f"fold {cut['fold']} at {where}, where the trial was pruned"
+    done = len(attrs.get("fold_scores") or [])
+    if done:
+        text = f"{done} finished fold{'s' if done > 1 else ''} + {text}"
+    return text
 
 
 def artifact_location(name: str, *, setting: str | None, studies_dir: Path) -> str:
@@ -178,8 +200,7 @@ def upload_trial_artifacts(
         pruned: Mark the pruning point on the learning curves.
 
     Returns:
-        File name -> artifact id of what was uploaded (a trial pruned before its first fold
-        ended has learning curves only).
+        File name -> artifact id of what was uploaded.
     """
     from hpo.plots import confusion_figure, learning_curves_figure, save_png
 
@@ -198,9 +219,11 @@ def upload_trial_artifacts(
         if confusion:
             if len(names) != len(confusion):
                 names = [str(k) for k in range(len(confusion))]
-            fig = confusion_figure(
-                confusion, names, title=f"trial {trial.number}: validation confusion matrix"
-            )
+            title = f"trial {trial.number}: validation confusion matrix"
+            source = scores_source(attrs)
+            if source:
+                title += f"\n{source}"
+            fig = confusion_figure(confusion, names, title=title)
             files.append(save_png(fig, folder / CONFUSION_PNG))
         per_class = attrs.get("per_class_f1")
         if per_class:

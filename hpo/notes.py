@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from hpo.artifacts import scores_source
 from hpo.config import dump_yaml
 
 __all__ = ["DataSummary", "save_study_note", "save_trial_note", "study_note", "trial_note"]
@@ -76,6 +77,9 @@ def trial_note(
         by = f" by the {pruner} pruner" if pruner else ""
         why = f": {prune_reason}" if prune_reason else ""
         lines.append(f"- pruned {where}{by}{why}".replace("  ", " "))
+        source = scores_source(attrs)
+        if source:
+            lines.append(f"- confusion matrix, per-class F1 and per-factor F1 come from {source}")
     return "\n".join(lines) + "\n"
 
 

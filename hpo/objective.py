@@ -4,10 +4,12 @@ A trial's sampled values become a TrainConfig; its folds train with
 ``hpo.train.cross_validate``; every epoch's validation macro-F1 is reported at step
 ``fold * epochs + epoch - 1`` (steps count from 0, epochs from 1; the same amount of training
 in every trial) and the pruner is asked
-after every report. With the Wilcoxon pruner the unit is the fold instead: one report per fold,
-step = fold index, and a pruned trial returns the mean of the folds it ran (Optuna's advice, so
-TPE still learns from it). Every epoch's result is kept in the user attribute ``history``: one
-list per fold run, each a list of ``EpochResult.to_dict()``.
+after every report; a pruned fold stops after the epoch it was pruned at and keeps that epoch's
+validation results, which the trial's pictures and factor F1s include (``cut_fold``). With the
+Wilcoxon pruner the unit is the fold instead: one report per fold, step = fold index, and a
+pruned trial returns the mean of the folds it ran (Optuna's advice, so TPE still learns from
+it). Every epoch's result is kept in the user attribute ``history``: one list per fold run,
+each a list of ``EpochResult.to_dict()``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import optuna
 import torch
 
+from hpo.artifacts import CUT_FOLD_ATTR
 from hpo.config import DataConfig, TrainConfig, apply_overrides, train_config_from_dict
 from hpo.data import LoadedData, load_training_data
 from hpo.space import Space
@@ -155,7 +158,10 @@ class Objective:
             self._splits[split_key] = make_splits(config, loaded.samples)
         epochs = config.train.epochs
 
-        def on_epoch_end(fold: int | None, result: EpochResult) -> None:
+        prune_reason: str | None = None
+
+        def on_epoch_end(fold: int | None, result: EpochResult) -> bool:
+            nonlocal prune_reason
             summary.epochs_trained += 1
             if result.epoch == 1:
                 summary.history.append([])
@@ -172,24 +178,34 @@ class Objective:
                     }
                 )
             if self.per_fold_pruning:
-                return
+                return True
             # Pruner steps count from 0; epochs (as people read them) from 1.
             step = (fold or 0) * epochs + result.epoch - 1
             trial.report(float(result.macro_f1 or 0.0), step)
             if trial.should_prune():
                 summary.pruned_at_step = step
-                raise optuna.TrialPruned(
+                prune_reason = (
                     f"macro-F1 {result.macro_f1:.4f} at fold {fold}, epoch {result.epoch}/{epochs}"
                 )
+                return False  # the runner ends the fold here and hands it to on_fold_end
+            return True
 
-        finished: list[FoldResult] = []
+        trained: list[FoldResult] = []
 
         def on_fold_end(fold: int | None, run: FoldRun) -> bool:
+            # Recorded after every fold, so a pruned trial keeps its pictures: those of the
+            # folds it finished and of the fold it was pruned in, at the epoch it was pruned.
+            trained.append(run.result())
+            if run.stopped:
+                epoch = run.fit.history[-1].epoch
+                trial.set_user_attr(
+                    CUT_FOLD_ATTR, {"fold": fold or 0, "epoch": epoch, "epochs": epochs}
+                )
+            self._record_folds(trial, CrossValResult(folds=trained))
+            if run.stopped:
+                return False
             score = float(run.score or 0.0)
             summary.fold_scores.append(score)
-            # Recorded after every fold, so a trial pruned in a later fold keeps its pictures.
-            finished.append(run.result())
-            self._record_folds(trial, CrossValResult(folds=finished))
             if not self.per_fold_pruning:
                 return True
             trial.report(score, fold or 0)
@@ -207,6 +223,8 @@ class Objective:
             on_epoch_end=on_epoch_end,
             on_fold_end=on_fold_end,
         )
+        if prune_reason is not None:
+            raise optuna.TrialPruned(prune_reason)
         return float(np.mean(summary.fold_scores))
 
     @staticmethod

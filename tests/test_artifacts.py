@@ -41,6 +41,12 @@ def test_every_finished_trial_uploads_its_pictures_and_note(pictures_study: Pict
     finished = _finished(study)
     assert len(finished) == 5
     assert {t.state for t in finished} == {TrialState.COMPLETE, TrialState.PRUNED}
+    # No pruner warm-up: a trial is pruned inside fold 0, with no fold finished (steps count
+    # from 0, 2 epochs a fold), and still has all three files below, from that epoch.
+    cut_in_fold_0 = [
+        t for t in finished if t.state == TrialState.PRUNED and t.user_attrs["pruned_at_step"] < 2
+    ]
+    assert cut_in_fold_0 and all(t.user_attrs["fold_scores"] == [] for t in cut_in_fold_0)
     store = open_artifact_store(str(s.artifacts))
     for trial in finished:
         metas = {m.filename: m for m in get_all_artifact_meta(trial, storage=study._storage)}
@@ -55,6 +61,7 @@ def test_every_finished_trial_uploads_its_pictures_and_note(pictures_study: Pict
         assert len(rows) == 18
         assert rows[0]["name"] == "wear/male/<30" and rows[17]["name"] == "not_wear/female/>=60"
         assert [float(r["f1"]) for r in rows] == trial.user_attrs["per_class_f1"]
+        assert sum(int(r["support"]) for r in rows) == sum(map(sum, trial.user_attrs["confusion"]))
 
         history = trial.user_attrs["history"]
         assert sum(len(fold) for fold in history) == trial.user_attrs["epochs_trained"]
@@ -67,6 +74,14 @@ def test_every_finished_trial_uploads_its_pictures_and_note(pictures_study: Pict
         assert f"`train.optimizer.lr`: {trial.params['train.optimizer.lr']:.4g}" in note
         if trial.state == TrialState.PRUNED:
             assert "by the median pruner: macro-F1 " in note
+            # Its pictures say they include the fold it was pruned in, at that epoch.
+            cut = trial.user_attrs["cut_fold"]
+            step = trial.user_attrs["pruned_at_step"]
+            assert (cut["fold"], cut["epoch"], cut["epochs"]) == (step // 2, step % 2 + 1, 2)
+            where = f"fold {cut['fold']} at epoch {cut['epoch']}/2, where the trial was pruned"
+            assert where in note
+        else:
+            assert "cut_fold" not in trial.user_attrs
 
     study_note = get_note(study)
     assert "**Search space**" in study_note and "train.optimizer.lr" in study_note
@@ -88,6 +103,7 @@ def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
             "f1_age": 0.5,
             "epochs_trained": 5,
             "pruned_at_step": 4,
+            "cut_fold": {"fold": 1, "epoch": 2, "epochs": 3},
             "seconds": 12.5,
             "device": "cpu",
         },
@@ -104,6 +120,10 @@ def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
         # Steps count from 0, epochs from 1: step 4 of 3-epoch folds is fold 1's second epoch.
         "- pruned at step 4 (fold 1, epoch 2/3) by the median pruner: "
         "macro-F1 0.1000 at fold 1, epoch 2/3"
+    ) in note
+    assert (
+        "- confusion matrix, per-class F1 and per-factor F1 come from 1 finished fold + "
+        "fold 1 at epoch 2/3, where the trial was pruned"
     ) in note
 
 
