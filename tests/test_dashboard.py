@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from hpo.cli import main
 from hpo.dashboard import Dashboard, open_dashboard
-from hpo.testing.pictures import PicturesStudy
+from hpo.testing.pictures import PicturesStudy, keep_screenshot
 from hpo.testing.studies import tiny_study
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -130,7 +129,10 @@ def _require_chromium() -> None:
 
 @pytest.mark.browser
 def test_dashboard_shows_the_study_in_a_browser(
-    dashboard_process: tuple[str, str], study_dir: Path, tmp_path: Path
+    dashboard_process: tuple[str, str],
+    study_dir: Path,
+    tmp_path: Path,
+    pytestconfig: pytest.Config,
 ) -> None:
     _require_chromium()
     from playwright.sync_api import sync_playwright
@@ -166,6 +168,7 @@ def test_dashboard_shows_the_study_in_a_browser(
     # The history plot has one x tick per trial number, 0..5.
     assert re.search(r"\b0\n1\n2\n3\n4\n5\n", body)
     assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+    keep_screenshot(tmp_path / "dashboard.png", pytestconfig.rootpath)
 
 
 def test_missing_study_is_one_line_exit_2(
@@ -268,18 +271,10 @@ def test_trial_artifacts_are_served(study_dir: Path) -> None:
 # The trial view of a real tiny study: artifacts served from the default store, and notes.
 
 
-def keep_screenshot(path: Path) -> None:
-    """Copy a screenshot to $HPO_SCREENSHOT_DIR when set (the README's pictures come from it)."""
-    target = os.environ.get("HPO_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 def test_trial_view_shows_the_confusion_matrix_and_the_note(
-    pictures_study: PicturesStudy, tmp_path: Path
+    pictures_study: PicturesStudy, tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
     _require_chromium()
     from optuna.artifacts import get_all_artifact_meta
@@ -360,7 +355,7 @@ def test_trial_view_shows_the_confusion_matrix_and_the_note(
     assert "per-factor F1: mask" in body
     assert "confusion_matrix.png" in body and "per_class_f1.csv" in body
     assert shot.stat().st_size > 20_000
-    keep_screenshot(shot)
+    keep_screenshot(shot, pytestconfig.rootpath)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 
-from hpo.testing.pictures import PicturesStudy
+from hpo.testing.pictures import PicturesStudy, keep_screenshot
 
 CHROMIUM = Path("/usr/bin/chromium")
 CliRun = Callable[..., tuple[int, str, str]]
-
-
-def _keep(path: Path) -> None:
-    target = os.environ.get("HPO_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
 
 
 @pytest.mark.slow
@@ -64,7 +56,11 @@ def test_report_of_a_missing_study_is_one_line_exit_2(tmp_path: Path, run_cli: C
 @pytest.mark.slow
 @pytest.mark.browser
 def test_report_opens_offline_with_its_plots_drawn(
-    pictures_study: PicturesStudy, tmp_path: Path, run_cli: CliRun
+    pictures_study: PicturesStudy,
+    tmp_path: Path,
+    run_cli: CliRun,
+    pytestconfig: pytest.Config,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not CHROMIUM.is_file():
         reason = f"{CHROMIUM} not found: apt-get install chromium (see .ci/setup.sh)"
@@ -77,10 +73,11 @@ def test_report_opens_offline_with_its_plots_drawn(
     from playwright.sync_api import Route, sync_playwright
 
     out = tmp_path / "report.html"
-    assert run_cli(
-        "studies", "report", pictures_study.name, "--storage", pictures_study.storage_url,
-        "--out", out,
-    )[0] == 0  # fmt: skip
+    # In the study's folder with no --storage: the default studies/NAME.db, as a user runs it
+    # (and the screenshot shows that, not a temporary path).
+    monkeypatch.chdir(pictures_study.root)
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    assert run_cli("studies", "report", pictures_study.name, "--out", out)[0] == 0
     requests: list[str] = []
 
     def block(route: Route) -> None:
@@ -118,4 +115,4 @@ def test_report_opens_offline_with_its_plots_drawn(
     assert plots == 4
     assert images and all(images)
     assert shot.stat().st_size > 20_000
-    _keep(shot)
+    keep_screenshot(shot, pytestconfig.rootpath)

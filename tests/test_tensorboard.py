@@ -49,9 +49,10 @@ def test_every_trial_writes_curves_and_hparams(pictures_study: PicturesStudy) ->
 
 @pytest.mark.slow
 def test_hpo_train_writes_a_run(
-    pictures_study: PicturesStudy, tmp_path: Path, run_cli: CliRun
+    pictures_study: PicturesStudy, tmp_path: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("tensorboard")
+    monkeypatch.chdir(pictures_study.root)  # where the study file's data root is
     code, _, err = run_cli(
         "train", "--config", pictures_study.study_file, "--out", tmp_path / "run",
         "--tensorboard", tmp_path / "tb", "--quiet", "--set", "train.epochs=1",
