@@ -35,8 +35,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.distributions import BaseDistribution
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
@@ -253,9 +253,13 @@ class ResilientRDBStorage(RDBStorage):
         self._retry(
             "set_trial_param",
             lambda: RDBStorage._set_trial_param(
-                self, trial_id, param_name, param_value_internal, distribution,
+                self,
+                trial_id,
+                param_name,
+                param_value_internal,
+                distribution,
                 previous_distribution,
-            ),  # fmt: skip
+            ),
             on_retry_error=already_set,
         )
 
