@@ -18,6 +18,23 @@ CliRun = Callable[..., tuple[int, str, str]]
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "mask-clf-gpu.yaml"
 
 
+def run_gpu_study(run_cli: CliRun, tmp_path: Path, demo_data: Path, *sets: str) -> tuple[int, str]:
+    """One trial of the shipped GPU study with mobilenet_v3_small from ImageNet weights."""
+    args: list[object] = ["run", "--study", "mask-clf-gpu", "--config", STUDY, "--n-trials", 1]
+    args += ["--quiet", "--storage", f"sqlite:///{tmp_path / 'gpu.db'}"]
+    settings = [
+        f"data.root={demo_data}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"study.artifacts={tmp_path / 'artifacts'}",
+        "train.model={name: mobilenet_v3_small, weights: imagenet}",
+        *sets,
+    ]
+    for setting in settings:
+        args += ["--set", setting]
+    code, _, err = run_cli(*args)
+    return code, err
+
+
 def test_the_gpu_study_is_valid_as_shipped() -> None:
     from hpo.space import parse_space
 
@@ -44,34 +61,8 @@ def test_one_tiny_trial_on_cpu(
     cached.parent.mkdir(parents=True)
     torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), cached)
     shipped = sorted(STUDY.parent.iterdir())
-    code, _, err = run_cli(
-        "run",
-        "--study",
-        "mask-clf-gpu",
-        "--config",
-        STUDY,
-        "--n-trials",
-        1,
-        "--quiet",
-        "--storage",
-        f"sqlite:///{tmp_path / 'gpu.db'}",
-        "--set",
-        f"data.root={demo_data}",
-        "--set",
-        "data.image_size=[32,24]",
-        "--set",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "--set",
-        f"study.artifacts={tmp_path / 'artifacts'}",
-        "--set",
-        "train.model={name: mobilenet_v3_small, weights: imagenet}",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.batch_size=32",
-        "--set",
-        "train.kfold.n_splits=3",
-    )
+    sets = ["data.image_size=[32,24]", "train.epochs=1", "train.batch_size=32"]
+    code, err = run_gpu_study(run_cli, tmp_path, demo_data, *sets, "train.kfold.n_splits=3")
     assert code == 0, err
     assert sorted(STUDY.parent.iterdir()) == shipped  # nothing written beside the shipped file
     assert any((tmp_path / "artifacts").iterdir())
@@ -88,26 +79,7 @@ def test_offline_with_nothing_cached_stops_before_any_trial(
 
     monkeypatch.setattr(torch.hub, "urlopen", offline)
     db = tmp_path / "gpu.db"
-    code, _, err = run_cli(
-        "run",
-        "--study",
-        "mask-clf-gpu",
-        "--config",
-        STUDY,
-        "--n-trials",
-        1,
-        "--quiet",
-        "--storage",
-        f"sqlite:///{db}",
-        "--set",
-        f"data.root={demo_data}",
-        "--set",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "--set",
-        f"study.artifacts={tmp_path / 'artifacts'}",
-        "--set",
-        "train.model={name: mobilenet_v3_small, weights: imagenet}",
-    )
+    code, err = run_gpu_study(run_cli, tmp_path, demo_data)
     weights = tvm.MobileNet_V3_Small_Weights.DEFAULT
     place = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
     assert code == 2, err
