@@ -27,9 +27,15 @@ from typing import Any
 
 import optuna
 import yaml
-from _common import Emitter, demo_data, hpo, hpo_run, log, parser, workdir
+from _common import ROOT, Emitter, demo_data, hpo, hpo_run, log, parser, workdir
 
 BASELINE_MODEL = {"name": "small_cnn", "width": 32, "grid": 1}
+
+
+def study_epochs() -> int:
+    """``train.epochs`` of the shipped ``mask-clf`` study."""
+    spec = yaml.safe_load((ROOT / "studies" / "mask-clf.yaml").read_text())
+    return int(spec["train"]["epochs"])
 
 
 def score(run: Path, data: Path, tmp: Path, env: dict[str, str]) -> dict[str, float]:
@@ -104,7 +110,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--samplers", nargs="*", default=None, help="tpe random (none: skip)")
     p.add_argument("--no-baseline", action="store_true")
-    p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's 8)")
+    p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's)")
     p.add_argument("--profiles", type=int, default=None, help="demo data people")
     p.add_argument("--data", type=Path, default=None, help="demo data root (drawn if missing)")
     p.add_argument(
@@ -124,7 +130,7 @@ def main() -> None:
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (4 if args.quick else 50)
     samplers = ["tpe", "random"] if args.samplers is None else args.samplers
-    epochs = args.epochs or (2 if args.quick else 8)
+    epochs = args.epochs or (2 if args.quick else study_epochs())
     profiles = args.profiles or (40 if args.quick else 150)
     extra = [*args.set, f"train.epochs={epochs}"]
     emit = Emitter("quality", args.out, quick=args.quick, profiles=profiles)
