@@ -26,6 +26,7 @@ __all__ = [
     "ROOT",
     "Emitter",
     "demo_data",
+    "export_best",
     "floor_epoch",
     "hpo",
     "hpo_run",
@@ -33,7 +34,9 @@ __all__ = [
     "parser",
     "postgres_url",
     "run_processes",
+    "score",
     "sync",
+    "train_and_score",
     "window_ms",
     "workdir",
 ]
@@ -120,6 +123,35 @@ def hpo_run(
     wall = time.perf_counter() - start
     done.write_text(json.dumps({"trials": trials, "wall_s": wall, "sets": list(sets)}))
     return wall
+
+
+def export_best(db: Path, config: Path) -> Path:
+    """``hpo export`` of the best trial of the ``mask-clf`` study in the SQLite file ``db``."""
+    hpo("export", "--study", "mask-clf", "--storage", f"sqlite:///{db}", "--out", str(config))
+    return config
+
+
+def score(run: Path, data: Path, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    """``hpo predict`` on the eval images and ``hpo score`` against the answers."""
+    submission = tmp / f"{run.name}.csv"
+    hpo("predict", "--run", str(run), "--data", str(data / "eval"), "--out", str(submission),
+        env=env)  # fmt: skip
+    out = hpo(
+        "score", "--pred", str(submission), "--truth", str(data / "eval" / "answers.csv"), "--json"
+    ).stdout
+    report = json.loads(out)
+    return {
+        "test_macro_f1": round(report["macro_f1"], 4),
+        "test_accuracy": round(report["accuracy"], 4),
+    }
+
+
+def train_and_score(config: Path, tmp: Path, data: Path, env: dict[str, str]) -> dict[str, Any]:
+    run = tmp / f"run-{config.stem}"
+    start = time.perf_counter()
+    hpo("train", "--config", str(config), "--full", "--out", str(run), "--quiet", env=env)
+    train_s = time.perf_counter() - start
+    return {"train_s": round(train_s, 1), **score(run, data, tmp, env)}
 
 
 def demo_data(root: Path, profiles: int, seed: int = 0) -> Path:

@@ -20,14 +20,22 @@ settings is read instead of run again.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
-from _common import ROOT, Emitter, demo_data, hpo, hpo_run, log, parser, workdir
+from _common import (
+    ROOT,
+    Emitter,
+    demo_data,
+    export_best,
+    hpo_run,
+    log,
+    parser,
+    train_and_score,
+    workdir,
+)
 
 BASELINE_MODEL = {"name": "small_cnn", "width": 32, "grid": 1}
 
@@ -36,29 +44,6 @@ def study_epochs() -> int:
     """``train.epochs`` of the shipped ``mask-clf`` study."""
     spec = yaml.safe_load((ROOT / "studies" / "mask-clf.yaml").read_text())
     return int(spec["train"]["epochs"])
-
-
-def score(run: Path, data: Path, tmp: Path, env: dict[str, str]) -> dict[str, float]:
-    """``hpo predict`` on the eval images and ``hpo score`` against the answers."""
-    submission = tmp / f"{run.name}.csv"
-    hpo("predict", "--run", str(run), "--data", str(data / "eval"), "--out", str(submission),
-        env=env)  # fmt: skip
-    out = hpo(
-        "score", "--pred", str(submission), "--truth", str(data / "eval" / "answers.csv"), "--json"
-    ).stdout
-    report = json.loads(out)
-    return {
-        "test_macro_f1": round(report["macro_f1"], 4),
-        "test_accuracy": round(report["accuracy"], 4),
-    }
-
-
-def train_and_score(config: Path, tmp: Path, data: Path, env: dict[str, str]) -> dict[str, Any]:
-    run = tmp / f"run-{config.stem}"
-    start = time.perf_counter()
-    hpo("train", "--config", str(config), "--full", "--out", str(run), "--quiet", env=env)
-    train_s = time.perf_counter() - start
-    return {"train_s": round(train_s, 1), **score(run, data, tmp, env)}
 
 
 def tuned(
@@ -82,8 +67,7 @@ def tuned(
     study_s = hpo_run(path, trials, sets, env=env)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=db)
-    config = tmp / f"best-{sampler}-{seed}.yaml"
-    hpo("export", "--study", "mask-clf", "--storage", db, "--out", str(config))
+    config = export_best(path, tmp / f"best-{sampler}-{seed}.yaml")
     best = yaml.safe_load(config.read_text())["train"]
     return {
         "best_value": round(study.best_value, 4),
