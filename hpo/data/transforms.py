@@ -42,6 +42,32 @@ def _constant(values: tuple[float, float, float], device: torch.device) -> torch
     return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
 
+@functools.lru_cache(maxsize=16)
+def _axis(size: int, device: torch.device) -> torch.Tensor:
+    # Pixel centres in [-1, 1], as F.affine_grid places them with align_corners=False.
+    return (torch.arange(size, dtype=torch.float32, device=device) * 2 + 1) / size - 1
+
+
+def _crop_grid(
+    scale_x: torch.Tensor,
+    scale_y: torch.Tensor,
+    shift_x: torch.Tensor,
+    shift_y: torch.Tensor,
+    size: torch.Size,
+) -> torch.Tensor:
+    """The grid ``F.affine_grid`` builds for per-image axis-aligned maps, by broadcasting.
+
+    ``F.affine_grid`` multiplies every pixel's coordinates by a full 2x3 matrix, which on a CPU
+    costs as much as the sampling itself; an axis-aligned map needs one multiply-add per axis.
+    """
+    height, width = size
+    xs = _axis(width, scale_x.device).view(1, 1, -1)
+    ys = _axis(height, scale_y.device).view(1, -1, 1)
+    grid_x = scale_x.view(-1, 1, 1) * xs + shift_x.view(-1, 1, 1)
+    grid_y = scale_y.view(-1, 1, 1) * ys + shift_y.view(-1, 1, 1)
+    return torch.stack(torch.broadcast_tensors(grid_x, grid_y), dim=-1)
+
+
 def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x * _constant(_LUMA, x.device)).sum(dim=1, keepdim=True)
 
@@ -66,12 +92,7 @@ def _geometry(
     shift_y = (1.0 - scale_y) * _uniform((batch,), -1.0, 1.0, x, generator)
     shift_x = (1.0 - scale_x) * _uniform((batch,), -1.0, 1.0, x, generator)
     sign = 1.0 - 2.0 * flip.to(x.dtype)
-    theta = torch.zeros(batch, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = scale_x * sign
-    theta[:, 0, 2] = shift_x
-    theta[:, 1, 1] = scale_y
-    theta[:, 1, 2] = shift_y
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = _crop_grid(scale_x * sign, scale_y, shift_x, shift_y, x.shape[-2:])
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -81,11 +102,12 @@ def _color(x: torch.Tensor, strength: float, generator: torch.Generator | None) 
     brightness = _uniform((batch, 1, 1, 1), low, high, x, generator)
     contrast = _uniform((batch, 1, 1, 1), low, high, x, generator)
     saturation = _uniform((batch, 1, 1, 1), low, high, x, generator)
-    x = x * brightness
-    mean = _luma(x).mean(dim=(2, 3), keepdim=True)
-    x = (x - mean) * contrast + mean
+    # Brightness then contrast about the mean luma is one multiply-add per pixel: luma is
+    # linear, so the brightened image's mean luma is brightness times the original's.
+    mean = _luma(x).mean(dim=(2, 3), keepdim=True) * brightness
+    x = torch.addcmul(mean * (1.0 - contrast), x, brightness * contrast)
     gray = _luma(x)
-    x = (x - gray) * saturation + gray
+    x = torch.addcmul(gray * (1.0 - saturation), x, saturation)
     return x.clamp_(0.0, 1.0)
 
 
@@ -118,7 +140,9 @@ def prepare_batch(
             f"expected a uint8 (B, H, W, 3) batch, got {batch.dtype} {tuple(batch.shape)}"
         )
     with torch.no_grad():
-        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        # Channels first in memory before anything else: every per-channel operation below
+        # runs several times slower on the (B, H, W, 3) layout a plain permute leaves.
+        x = batch.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
         if augment is not None and len(x) > 0:
             x = _geometry(x, augment, generator)
             if augment.color_jitter > 0:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hpo.config import AugmentConfig
 from hpo.data import prepare_batch
-from hpo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from hpo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, _color, _crop_grid
 
 DEVICES = [
     "cpu",
@@ -123,3 +124,33 @@ def test_empty_batch_and_bad_input() -> None:
         prepare_batch(batch().float(), augment=None)
     with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
         prepare_batch(batch().permute(0, 3, 1, 2), augment=None)
+
+
+def test_crop_grid_is_affine_grid() -> None:
+    g = torch.Generator().manual_seed(0)
+    scale_x, scale_y = 0.5 + torch.rand(2, 8, generator=g)
+    scale_x[::2] *= -1  # flipped
+    shift_x, shift_y = torch.rand(2, 8, generator=g) - 0.5
+    theta = torch.zeros(8, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = scale_x, shift_x
+    theta[:, 1, 1], theta[:, 1, 2] = scale_y, shift_y
+    expected = F.affine_grid(theta, [8, 3, 7, 10], align_corners=False)
+    grid = _crop_grid(scale_x, scale_y, shift_x, shift_y, torch.Size([7, 10]))
+    torch.testing.assert_close(grid, expected)
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation() -> None:
+    x = torch.rand(6, 3, 5, 4, generator=torch.Generator().manual_seed(1))
+    out = _color(x.clone(), 0.4, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    b, c, s = (0.6 + 0.8 * torch.rand((6, 1, 1, 1), generator=g) for _ in range(3))
+
+    def luma(t: torch.Tensor) -> torch.Tensor:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (t * weights).sum(1, keepdim=True)
+
+    ref = x * b
+    mean = luma(ref).mean(dim=(2, 3), keepdim=True)
+    ref = (ref - mean) * c + mean
+    ref = (ref - luma(ref)) * s + luma(ref)
+    torch.testing.assert_close(out, ref.clamp(0, 1))
