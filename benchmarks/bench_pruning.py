@@ -15,9 +15,13 @@ folds (null if it never did). Variants:
     python benchmarks/bench_pruning.py --quick
     python benchmarks/bench_pruning.py --seeds 0 1 2 --trials 50
     python benchmarks/bench_pruning.py --variants none-5fold median-5fold wilcoxon-5fold
+    python benchmarks/bench_pruning.py --variants shipped --pruned-trials 150 --keep DIR
 
 With ``--keep DIR`` the studies stay in DIR and a study already there with all its trials is
 read instead of run again, so a new pruner can be compared with references run earlier.
+``--pruned-trials N`` gives the pruned variants N trials (kept as ``VARIANT-SEED-Ntrials``)
+while their references keep ``--trials``: the question then is whether pruning, spending the
+epochs it saves on more trials, reaches the unpruned best sooner (``epochs_to_best``).
 
 ``--score`` also judges each study's best on held-out images, as ``bench_quality.py`` does:
 exported, retrained on all training data and scored on the demo's eval answers
@@ -68,12 +72,12 @@ def reference(variant: str) -> str:
 
 
 def run_study(
-    tmp: Path, data: Path, variant: str, seed: int, trials: int, extra: list[str]
+    tmp: Path, data: Path, variant: str, seed: int, trials: int, extra: list[str], stem: str
 ) -> dict[str, Any]:
-    """One ``hpo run``; the study's trials in number order and the wall time."""
-    db = tmp / f"{variant}-{seed}.db"
+    """One ``hpo run`` into ``tmp/stem.db``; its trials in number order and the wall time."""
+    db = tmp / f"{stem}.db"
     sets = [f"data.root={data}", f"study.sampler.seed={seed}", *VARIANTS[variant], *extra]
-    sets.append(f"study.artifacts={tmp / f'{variant}-{seed}.artifacts'}")
+    sets.append(f"study.artifacts={tmp / f'{stem}.artifacts'}")
     wall = hpo_run(db, trials, sets, env={"HPO_CACHE_DIR": str(tmp / "cache")})
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
@@ -102,6 +106,12 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--trials", type=int, default=None)
+    p.add_argument(
+        "--pruned-trials",
+        type=int,
+        default=None,
+        help="trials of the pruned variants (default --trials): more fit the same epochs",
+    )
     p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's)")
     p.add_argument("--variants", nargs="+", default=None, choices=sorted(VARIANTS))
     p.add_argument("--profiles", type=int, default=None, help="demo data people")
@@ -129,8 +139,10 @@ def main() -> None:
         for seed in seeds:
             refs: dict[str, float] = {}
             for variant in order:
-                log(f"seed {seed}: {variant}, {trials} trials ...")
-                result = run_study(tmp, data, variant, seed, trials, extra)
+                n = trials if variant == reference(variant) else args.pruned_trials or trials
+                stem = f"{variant}-{seed}" if n == trials else f"{variant}-{seed}-{n}trials"
+                log(f"seed {seed}: {variant}, {n} trials ...")
+                result = run_study(tmp, data, variant, seed, n, extra, stem)
                 kept = result["trials"]
                 complete = [t for t in kept if t.state == TrialState.COMPLETE]
                 best = max((t.value for t in complete), default=None)
@@ -141,14 +153,13 @@ def main() -> None:
                 held_out: dict[str, Any] = {}
                 if args.score and complete:
                     log(f"seed {seed}: {variant}: retraining its best, scoring on eval ...")
-                    config = export_best(
-                        tmp / f"{variant}-{seed}.db", tmp / f"best-{variant}-{seed}.yaml"
-                    )
+                    config = export_best(tmp / f"{stem}.db", tmp / f"best-{stem}.yaml")
                     held_out = train_and_score(
                         config, tmp, data, {"HPO_CACHE_DIR": str(tmp / "cache")}
                     )
                 emit(
                     variant=variant,
+                    trials=n,
                     pruner=pruner_name(result["study"], variant),
                     folds=5 if variant.endswith("-5fold") else 1,
                     seed=seed,
