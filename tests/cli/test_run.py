@@ -128,6 +128,15 @@ def test_worker_with_a_different_study_file_is_refused(
         ("study: {pruner: {name: sometimes}}\n", "unknown pruner 'sometimes'"),
         ("study: {sampler: {name: tpe, seeed: 1}}\n", "seeed"),
         ("train: [1, 2\n", "invalid YAML"),
+        (  # 3 folds give no p-value below 0.125: the pruner could never act
+            "study: {pruner: {name: wilcoxon}}\ntrain: {kfold: {n_splits: 5, folds: 3}}\n",
+            "can stop a trial only after 4 folds",
+        ),
+        (
+            "study: {pruner: {name: wilcoxon, p_threshold: 0.2}}\n"
+            "train: {kfold: {n_splits: 3, folds: all}}\n",
+            "Set p_threshold above 0.25 to stop after 2 folds",
+        ),
     ],
 )
 def test_bad_study_file_exits_2_before_any_trial(
