@@ -104,10 +104,12 @@ def _color(x: torch.Tensor, strength: float, generator: torch.Generator | None) 
     saturation = _uniform((batch, 1, 1, 1), low, high, x, generator)
     # Brightness then contrast about the mean luma is one multiply-add per pixel: luma is
     # linear, so the brightened image's mean luma is brightness times the original's.
+    # In place (the caller's x is a fresh tensor): a new full-size tensor per step would cost a
+    # fresh allocation, and its page faults, every batch.
     mean = _luma(x).mean(dim=(2, 3), keepdim=True) * brightness
-    x = torch.addcmul(mean * (1.0 - contrast), x, brightness * contrast)
+    x.mul_(brightness * contrast).add_(mean * (1.0 - contrast))
     gray = _luma(x)
-    x = torch.addcmul(gray * (1.0 - saturation), x, saturation)
+    x.mul_(saturation).add_(gray * (1.0 - saturation))
     return x.clamp_(0.0, 1.0)
 
 
@@ -147,6 +149,6 @@ def prepare_batch(
             x = _geometry(x, augment, generator)
             if augment.color_jitter > 0:
                 x = _color(x, augment.color_jitter, generator)
-        x = (x - _constant(IMAGENET_MEAN, x.device)) / _constant(IMAGENET_STD, x.device)
+        x.sub_(_constant(IMAGENET_MEAN, x.device)).div_(_constant(IMAGENET_STD, x.device))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=memory_format)
