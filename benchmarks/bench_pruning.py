@@ -35,19 +35,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import _common
 import optuna
 import yaml
-from _common import (
-    ROOT,
-    Emitter,
-    demo_data,
-    export_best,
-    hpo_run,
-    log,
-    parser,
-    train_and_score,
-    workdir,
-)
+from _common import ROOT, Emitter, demo_data, hpo_run, log, parser, workdir
 from optuna.trial import TrialState
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -153,8 +144,8 @@ def main() -> None:
                 held_out: dict[str, Any] = {}
                 if args.score and complete:
                     log(f"seed {seed}: {variant}: retraining its best, scoring on eval ...")
-                    config = export_best(tmp / f"{stem}.db", tmp / f"best-{stem}.yaml")
-                    held_out = train_and_score(
+                    config = _common.export_best(tmp / f"{stem}.db", tmp / f"best-{stem}.yaml")
+                    held_out = _common.train_and_score(
                         config, tmp, data, {"HPO_CACHE_DIR": str(tmp / "cache")}
                     )
                 emit(
