@@ -117,8 +117,9 @@ def dry_run(
     """
     spec = _load_spec(name, config, overrides)
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(spec.path))
-    _check_pruner(spec, space)
-    samples = load_samples(spec.base_config().data)
+    base = spec.base_config()
+    _check_pruner(spec, [base, *space.extreme_configs(spec.fixed_dict(), str(spec.path))])
+    samples = load_samples(base.data)
     _check_against_data(spec, space, samples)
     assert spec.path is not None
     url = resolve_storage_url(
@@ -140,12 +141,16 @@ def dry_run(
     )
 
 
-def _check_pruner(spec: StudySpec, space: Space) -> None:
+def _check_pruner(spec: StudySpec, configs: Iterable[TrainConfig]) -> None:
     """A Wilcoxon pruner that could never stop a trial before its last fold is a mistake.
 
     It tests a trial's fold scores against the best trial's, and n folds can give no one-sided
     p-value below ``0.5 ** n``: with Optuna's default ``p_threshold`` 0.1 a trial is stopped
     after 4 folds at the earliest (BENCHMARKS.md measured it saving 1 fold of 5).
+
+    Args:
+        spec: The study file.
+        configs: Every config a trial may train (the fixed one and each searched extreme).
 
     Raises:
         ConfigError: every fold count a trial may train is reached before the pruner can act.
@@ -154,22 +159,23 @@ def _check_pruner(spec: StudySpec, space: Space) -> None:
     if name != "wilcoxon":
         return
     params = PRUNERS.validate(name, {k: v for k, v in spec.study.pruner.items() if k != "name"})
-    threshold = float(params["p_threshold"])
-    earliest = max(2, int(params["n_startup_steps"]))
+    threshold, startup = float(params["p_threshold"]), int(params["n_startup_steps"])
+    earliest = max(2, startup)  # Optuna's WilcoxonPruner tests at least 2 steps
     while 0.5**earliest >= threshold:
         earliest += 1
-    configs = [spec.base_config().train, *(c.train for c in space.extreme_configs(
-        spec.fixed_dict(), str(spec.path)))]  # fmt: skip
-    most = max(c.kfold.fold_count for c in configs)
-    if earliest >= most:
-        needed = 0.5 ** (most - 1)
-        raise ConfigError(
-            f"{spec.path}: study.pruner: wilcoxon with p_threshold {threshold:g} and "
-            f"n_startup_steps {params['n_startup_steps']} can stop a trial only after {earliest} "
-            f"folds (n folds give no p-value below 0.5^n), but a trial trains at most {most} "
-            f"(train.kfold.folds): it would never prune. Set p_threshold above {needed:g} to "
-            f"stop after {most - 1} folds, or train more folds"
-        )
+    most = max(c.train.kfold.fold_count for c in configs)
+    if earliest < most:
+        return
+    if max(2, startup) >= most:
+        remedy = f"set n_startup_steps below {most}"
+    else:
+        remedy = f"set p_threshold above {0.5 ** (most - 1):g} to stop after {most - 1} folds"
+    raise ConfigError(
+        f"{spec.path}: study.pruner: wilcoxon with p_threshold {threshold:g} and "
+        f"n_startup_steps {startup} can stop a trial only after {earliest} folds (n folds give "
+        f"no p-value below 0.5^n), but a trial trains at most {most} (train.kfold.folds): it "
+        f"would never prune; {remedy}, or train more folds"
+    )
 
 
 def _check_against_data(spec: StudySpec, space: Space, samples: Samples) -> None:
@@ -218,8 +224,9 @@ def prepare_session(
     assert path is not None
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(path))
     base = spec.base_config()
-    _check_pruner(spec, space)
-    for cfg in [base, *space.extreme_configs(spec.fixed_dict(), str(path))]:
+    configs = [base, *space.extreme_configs(spec.fixed_dict(), str(path))]
+    _check_pruner(spec, configs)
+    for cfg in configs:
         check_weights(cfg.train.model)  # ImageNet weights cached (or fetched) before any trial
     samples = load_samples(base.data)
     _check_against_data(spec, space, samples)

@@ -135,7 +135,12 @@ def test_worker_with_a_different_study_file_is_refused(
         (
             "study: {pruner: {name: wilcoxon, p_threshold: 0.2}}\n"
             "train: {kfold: {n_splits: 3, folds: all}}\n",
-            "Set p_threshold above 0.25 to stop after 2 folds",
+            "set p_threshold above 0.25 to stop after 2 folds",
+        ),
+        (  # here the startup steps, not the threshold, keep it from ever acting
+            "study: {pruner: {name: wilcoxon, p_threshold: 0.5, n_startup_steps: 3}}\n"
+            "train: {kfold: {n_splits: 3, folds: all}}\n",
+            "set n_startup_steps below 3",
         ),
     ],
 )
