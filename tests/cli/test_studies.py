@@ -20,8 +20,15 @@ def studies_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "studies"
     folder.mkdir()
     study = optuna.create_study(
-        storage=f"sqlite:///{folder / 'alpha.db'}", study_name="alpha", direction="maximize"
+        storage=f"sqlite:///{folder / 'alpha.db'}",
+        study_name="alpha",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
     )
+    # Both branches among the complete trials, whatever the sampler draws (unseeded, all 7 took
+    # one branch now and then, and the other's parameter was missing from the tables).
+    for number in range(8):
+        study.enqueue_trial({"train.scheduler": "step" if number % 2 else "plateau"})
 
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("train.optimizer.lr", 1e-4, 1e-1, log=True)
