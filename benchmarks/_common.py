@@ -1,8 +1,11 @@
-"""Helpers shared by the benchmark scripts: JSON-line output, the CLI, demo data, PostgreSQL.
+"""Helpers shared by the benchmark scripts: JSON-line output, repeats, the CLI, demo data.
 
 Every script prints one JSON object per line on stdout (human text goes to stderr) and tags
-each line with the load average, because these machines are shared and noisy. hpo internals
-are imported here or at the top of each script, in one place, so a rename is one edit.
+each line with the load average, because these machines are shared and noisy. Every script
+takes ``--quick``, ``--out`` and ``--repeat N``: a timed figure is measured N times and
+reported as the median with ``KEY_min`` and ``KEY_max`` beside it (``summarize``), since one
+run on a shared machine decides nothing. hpo internals are imported here or at the top of each
+script, in one place, so a rename is one edit.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,28 +33,94 @@ __all__ = [
     "export_best",
     "floor_epoch",
     "hpo",
+    "hpo_command",
     "hpo_run",
     "log",
     "parser",
     "postgres_url",
+    "repeated",
+    "repeats",
     "run_processes",
     "score",
+    "step_setup",
+    "summarize",
     "sync",
     "train_and_score",
+    "train_step",
     "window_ms",
     "workdir",
 ]
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser with the flags every script takes: ``--quick`` and ``--out``."""
+QUICK_REPEAT = 3
+
+
+def parser(doc: str | None, *, full_repeat: int = QUICK_REPEAT) -> argparse.ArgumentParser:
+    """An argument parser with the flags every script takes: ``--quick``, ``--out``, ``--repeat``.
+
+    ``full_repeat`` is the default of ``--repeat`` without ``--quick`` (1 for scripts whose
+    full mode already repeats over seeds or runs whole studies); with ``--quick`` it is 3.
+    """
     p = argparse.ArgumentParser(
         description=(doc or "").splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="a run of about a minute")
+    p.add_argument("--quick", action="store_true", help="a short run that checks the script")
     p.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"measure each figure N times; report the median, min and max "
+        f"(default {QUICK_REPEAT} with --quick, else {full_repeat})",
+    )
+    p.set_defaults(full_repeat=full_repeat)
     return p
+
+
+def repeats(args: argparse.Namespace) -> int:
+    """The ``--repeat`` count of parsed ``args`` (its mode's default when not given)."""
+    if args.repeat is not None:
+        if args.repeat < 1:
+            sys.exit(f"error: --repeat {args.repeat}: expected 1 or more")
+        return int(args.repeat)
+    return QUICK_REPEAT if args.quick else int(args.full_repeat)
+
+
+def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record from the records of repeated runs of the same measurement.
+
+    A key whose value is a number in every run, not the same in all, becomes the median of
+    the runs with ``KEY_min`` and ``KEY_max`` beside it; any other value is kept as it is when
+    the runs agree (a count, a name) and becomes the list of the runs' values when they do not.
+    Ratios are computed per run before summarizing (the median of ratios, not the ratio of
+    medians). ``repeat`` says how many runs there were.
+    """
+    out: dict[str, Any] = {"repeat": len(runs)}
+    for key in runs[0]:
+        values = [run.get(key) for run in runs]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if all(v == values[0] for v in values):
+            out[key] = values[0]
+        elif numeric:
+            middle = statistics.median(values)
+            out[key] = round(middle, 4) if isinstance(middle, float) else middle
+            out[f"{key}_min"] = min(values)
+            out[f"{key}_max"] = max(values)
+        else:
+            out[key] = values
+    return out
+
+
+def repeated(n: int, measure: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """``summarize`` of ``measure(k)`` for k in 0..n-1 (run one after the other)."""
+    runs = []
+    for k in range(n):
+        if n > 1:
+            log(f"  run {k + 1} of {n}")
+        runs.append(measure(k))
+    return summarize(runs)
 
 
 def log(message: str) -> None:
@@ -82,18 +152,21 @@ class Emitter:
         return line
 
 
+def hpo_command(*args: str, env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line of ``python -m hpo ARGS`` and its environment (this tree on the path)."""
+    return [sys.executable, "-m", "hpo", *args], {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
+
+
 def hpo(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, capture: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m hpo ARGS`` with this tree on the path; exits with its stderr on failure."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "hpo", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=capture,
-        text=True,
-    )
+    command, full_env = hpo_command(*args, env=env)
+    proc = subprocess.run(command, cwd=cwd, env=full_env, capture_output=capture, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or "")[-3000:]
         sys.exit(f"hpo {' '.join(args)} failed ({proc.returncode}):\n{tail}")
@@ -154,11 +227,13 @@ def train_and_score(config: Path, tmp: Path, data: Path, env: dict[str, str]) ->
     return {"train_s": round(train_s, 1), **score(run, data, tmp, env)}
 
 
-def demo_data(root: Path, profiles: int, seed: int = 0) -> Path:
+def demo_data(root: Path, profiles: int, seed: int = 0, *, eval_images: int | None = None) -> Path:
     """Demo data in the competition layout at ``root`` (drawn once; reused when present)."""
     if not (root / "train" / "train.csv").is_file():
         start = time.perf_counter()
-        hpo("data", "synth", "--out", str(root), "--profiles", str(profiles), "--seed", str(seed))
+        extra = [] if eval_images is None else ["--eval-images", str(eval_images)]
+        hpo("data", "synth", "--out", str(root), "--profiles", str(profiles), "--seed", str(seed),
+            *extra)  # fmt: skip
         log(f"demo data: {profiles} people in {time.perf_counter() - start:.1f} s -> {root}")
     return root
 
@@ -201,6 +276,55 @@ def window_ms(ends: Sequence[float], lo: int, hi: int) -> float | None:
     return 1000 * (ends[hi - 1] - ends[lo - 1]) / (hi - lo)
 
 
+def step_setup(config: Any, num_classes: int, device: Any) -> dict[str, Any]:
+    """What one training step needs, with the loop's precision and memory format.
+
+    The model (in ``memory_format``), loss, optimizer, the autocast ``dtype`` (None: full
+    precision) and a ``GradScaler`` (enabled only for float16), chosen the way
+    ``hpo.train.fit`` chooses them for ``config`` on ``device``, so every path a benchmark
+    compares trains alike and a ratio measures the data path, not AMP or channels_last.
+    """
+    import torch
+
+    from hpo.components import MODELS
+    from hpo.train.device import use_channels_last
+    from hpo.train.loop import amp_dtype
+    from hpo.train.losses import LOSSES
+    from hpo.train.models import build_model
+    from hpo.train.optim import build_optimizer
+
+    cfg = config.train
+    dtype = amp_dtype(device, cfg.amp)
+    channels_last = use_channels_last(
+        device, MODELS.info(cfg.model.name).cpu_channels_last, cfg.channels_last
+    )
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(cfg.model, num_classes).to(device).train()
+    model = model.to(memory_format=memory_format)
+    criterion = LOSSES.create(cfg.loss.name, num_classes=num_classes, **cfg.loss.params).to(device)
+    return {
+        "model": model,
+        "criterion": criterion,
+        "optimizer": build_optimizer(cfg.optimizer, model.parameters()),
+        "dtype": dtype,
+        "scaler": torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        "memory_format": memory_format,
+    }
+
+
+def train_step(setup: dict[str, Any], x: Any, y: Any, device: Any) -> None:
+    """One forward, backward and optimizer step of ``step_setup``'s model on a batch."""
+    import torch
+
+    dtype = setup["dtype"]
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        loss = setup["criterion"](setup["model"](x), y)
+    setup["scaler"].scale(loss).backward()
+    setup["scaler"].step(setup["optimizer"])
+    setup["scaler"].update()
+    setup["optimizer"].zero_grad(set_to_none=True)
+
+
 def floor_epoch(
     config: Any,
     n: int,
@@ -218,31 +342,17 @@ def floor_epoch(
     """
     import torch
 
-    from hpo.components import MODELS
-    from hpo.train.device import use_channels_last
-    from hpo.train.loop import amp_dtype
-    from hpo.train.losses import LOSSES
-    from hpo.train.models import build_model
-    from hpo.train.optim import build_optimizer
-
-    cfg = config.train
-    dtype = amp_dtype(device, cfg.amp)
-    if channels_last is None:
-        channels_last = use_channels_last(
-            device, MODELS.info(cfg.model.name).cpu_channels_last, cfg.channels_last
-        )
-    model = build_model(cfg.model, num_classes).to(device).train()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    criterion = LOSSES.create(cfg.loss.name, num_classes=num_classes, **cfg.loss.params).to(device)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    setup = step_setup(config, num_classes, device)
+    if channels_last is not None:
+        setup["memory_format"] = torch.channels_last if channels_last else torch.contiguous_format
+        setup["model"] = setup["model"].to(memory_format=setup["memory_format"])
     height, width = config.data.image_size
-    sizes = [min(cfg.batch_size, n - s) for s in range(0, n, cfg.batch_size)]
+    batch_size = config.train.batch_size
+    sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
     batches = {
         size: (
             torch.randn(size, 3, height, width, device=device).contiguous(
-                memory_format=memory_format
+                memory_format=setup["memory_format"]
             ),
             torch.randint(0, num_classes, (size,), device=device),
         )
@@ -253,13 +363,7 @@ def floor_epoch(
         sync(device)
         start = time.perf_counter()
         for size in sizes:
-            x, y = batches[size]
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = criterion(model(x), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            train_step(setup, *batches[size], device)
         sync(device)
         times.append(time.perf_counter() - start)
     return min(times[1:])

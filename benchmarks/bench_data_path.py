@@ -5,7 +5,10 @@
     Normalize), through a ``DataLoader`` with 2 workers; a plain train step on the model.
 (b) ``cached``: ``hpo.train.fit`` on the decoded-image cache (its default augmentation on).
 (c) ``floor``: the same model, loss and optimizer stepping over ready batches on the device.
-Each is one epoch over the same demo images after a warm-up epoch (best of ``--rounds``).
+All three train with the loop's precision (AMP where it uses it) and memory format
+(``_common.step_setup``), so the ratios measure the data path. Each is one epoch over the same
+demo images after a warm-up epoch (best of ``--rounds``), and the three are measured
+``--repeat`` times in turn: every figure is the median of the repeats with its min and max.
 The floor is also timed in channels_last and in contiguous memory format (``cl_speedup`` is
 contiguous over channels_last: above 1 means channels_last is faster on this device).
 
@@ -16,13 +19,26 @@ contiguous over channels_last: above 1 means channels_last is faster on this dev
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import Emitter, demo_data, floor_epoch, log, parser, workdir
+from _common import (
+    Emitter,
+    demo_data,
+    floor_epoch,
+    log,
+    parser,
+    repeated,
+    repeats,
+    step_setup,
+    sync,
+    train_step,
+    workdir,
+)
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -32,9 +48,6 @@ from hpo.config import DataConfig, train_config_from_dict
 from hpo.data import load_images, load_samples
 from hpo.train import configure_backends, fit, resolve_device
 from hpo.train.device import use_channels_last
-from hpo.train.losses import LOSSES
-from hpo.train.models import build_model
-from hpo.train.optim import build_optimizer
 
 # The competition baseline's normalization (MaskBaseDataset).
 _MEAN = (0.548, 0.504, 0.479)
@@ -65,14 +78,14 @@ class NaiveDataset(Dataset):  # type: ignore[type-arg]
 
 
 def naive_epoch(config, paths, labels, device, rounds: int, workers: int) -> float:  # type: ignore[no-untyped-def]
-    """Seconds of one epoch through the naive loader (best of ``rounds`` after a warm-up)."""
-    cfg = config.train
-    model = build_model(cfg.model, NUM_CLASSES).to(device).train()
-    criterion = LOSSES.create(cfg.loss.name, num_classes=NUM_CLASSES, **cfg.loss.params)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    """Seconds of one epoch through the naive loader (best of ``rounds`` after a warm-up).
+
+    The step is the floor's (``_common.train_step``): same precision and memory format.
+    """
+    setup = step_setup(config, NUM_CLASSES, device)
     loader = DataLoader(
         NaiveDataset(paths, labels, tuple(config.data.image_size)),
-        batch_size=cfg.batch_size,
+        batch_size=config.train.batch_size,
         shuffle=True,
         num_workers=workers,
         drop_last=False,
@@ -81,13 +94,9 @@ def naive_epoch(config, paths, labels, device, rounds: int, workers: int) -> flo
     for _ in range(rounds + 1):
         start = time.perf_counter()
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(x), y)
-            loss.backward()
-            optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            x = x.to(device).contiguous(memory_format=setup["memory_format"])
+            train_step(setup, x, y.to(device), device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return min(times[1:])
 
@@ -102,6 +111,38 @@ def cached_epoch(config, images: np.ndarray, labels: np.ndarray, device, rounds:
         config, images, labels, np.arange(n), None, device=device, num_classes=NUM_CLASSES
     )
     return min(r.seconds for r in result.history[1:])
+
+
+def measure_once(  # type: ignore[no-untyped-def]
+    config, label: str, paths, labels, images, device, rounds: int, args, _run: int
+) -> dict[str, object]:
+    """One run of the three epochs (and the floor in both memory formats): seconds, ratios."""
+    take = len(labels)
+    figures: dict[str, object] = {}
+    if not args.formats_only:
+        log(f"{label}: naive ...")
+        naive = naive_epoch(config, paths, labels, device, rounds, args.workers)
+        log(f"{label}: cached ...")
+        cached = cached_epoch(config, images, labels, device, rounds)
+        log(f"{label}: floor ...")
+        floor = floor_epoch(config, take, NUM_CLASSES, device, rounds)
+        figures |= {
+            "naive_s": round(naive, 3),
+            "cached_s": round(cached, 3),
+            "floor_s": round(floor, 3),
+            "cached_over_floor": round(cached / floor, 3),
+            "naive_over_cached": round(naive / cached, 3),
+            "naive_over_floor": round(naive / floor, 3),
+        }
+    if not args.no_floor_formats:
+        contiguous = floor_epoch(config, take, NUM_CLASSES, device, rounds, channels_last=False)
+        cl = floor_epoch(config, take, NUM_CLASSES, device, rounds, channels_last=True)
+        figures |= {
+            "floor_contiguous_s": round(contiguous, 3),
+            "floor_channels_last_s": round(cl, 3),
+            "cl_speedup": round(contiguous / cl, 3),
+        }
+    return figures
 
 
 def main() -> None:
@@ -130,6 +171,7 @@ def main() -> None:
         sizes = [(64, 48)]
     n_images = args.images or (256 if quick else 1024)
     rounds = args.rounds or (1 if quick else 2)
+    repeat = repeats(args)
 
     device = resolve_device(args.device)
     configure_backends(device)
@@ -168,31 +210,11 @@ def main() -> None:
                         device, MODELS.info(model).cpu_channels_last
                     ),
                 }
-                if not args.formats_only:
-                    log(f"{label}: naive ...")
-                    naive = naive_epoch(config, paths, labels, device, rounds, args.workers)
-                    log(f"{label}: cached ...")
-                    cached = cached_epoch(config, images, labels, device, rounds)
-                    log(f"{label}: floor ...")
-                    floor = floor_epoch(config, take, NUM_CLASSES, device, rounds)
-                    record |= {
-                        "naive_s": round(naive, 3),
-                        "cached_s": round(cached, 3),
-                        "floor_s": round(floor, 3),
-                        "cached_over_floor": round(cached / floor, 3),
-                        "naive_over_cached": round(naive / cached, 3),
-                        "naive_over_floor": round(naive / floor, 3),
-                    }
-                if not args.no_floor_formats:
-                    contiguous = floor_epoch(
-                        config, take, NUM_CLASSES, device, rounds, channels_last=False
-                    )
-                    cl = floor_epoch(config, take, NUM_CLASSES, device, rounds, channels_last=True)
-                    record |= {
-                        "floor_contiguous_s": round(contiguous, 3),
-                        "floor_channels_last_s": round(cl, 3),
-                        "cl_speedup": round(contiguous / cl, 3),
-                    }
+
+                measure = functools.partial(
+                    measure_once, config, label, paths, labels, images, device, rounds, args
+                )
+                record |= repeated(repeat, measure)
                 emit(**record)
 
 

@@ -28,6 +28,10 @@ exported, retrained on all training data and scored on the demo's eval answers
 (``test_macro_f1``, ``test_accuracy``). A validation best is the maximum over the trials that
 finished, on about 210 images, so a study that finishes fewer trials tends to end lower even
 when its models are as good; the eval score says whether pruning cost quality.
+
+``--repeat N`` runs each study N times (runs after the first are kept as ``STEM-rK``), each
+pruned run compared with the reference run of the same number; every figure is the median of
+the runs with ``_min`` and ``_max``. Default 3 with ``--quick``, else 1 (seeds are the repeats).
 """
 
 from __future__ import annotations
@@ -38,7 +42,17 @@ from typing import Any
 import _common
 import optuna
 import yaml
-from _common import ROOT, Emitter, demo_data, hpo_run, log, parser, workdir
+from _common import (
+    ROOT,
+    Emitter,
+    demo_data,
+    hpo_run,
+    log,
+    parser,
+    repeats,
+    summarize,
+    workdir,
+)
 from optuna.trial import TrialState
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -94,7 +108,7 @@ def epochs_until(trials: list[optuna.trial.FrozenTrial], target: float | None) -
 
 
 def main() -> None:
-    p = parser(__doc__)
+    p = parser(__doc__, full_repeat=1)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--trials", type=int, default=None)
     p.add_argument(
@@ -123,47 +137,65 @@ def main() -> None:
     # A pruned study is compared with the unpruned one of the same folds: run that first.
     wanted = set(variants) | {reference(v) for v in variants}
     order = sorted(wanted, key=lambda v: (v != reference(v), v))
-    emit = Emitter("pruning", args.out, quick=args.quick, trials=trials, profiles=profiles)
+    repeat = repeats(args)
+    emit = Emitter("pruning", args.out, quick=args.quick, profiles=profiles)
 
     with workdir(args.keep) as tmp:
         data = demo_data(args.data or tmp / "demo", profiles)
         for seed in seeds:
-            refs: dict[str, float] = {}
+            refs: dict[tuple[str, int], float] = {}
             for variant in order:
                 n = trials if variant == reference(variant) else args.pruned_trials or trials
-                stem = f"{variant}-{seed}" if n == trials else f"{variant}-{seed}-{n}trials"
-                log(f"seed {seed}: {variant}, {n} trials ...")
-                result = run_study(tmp, data, variant, seed, n, extra, stem)
-                kept = result["trials"]
-                complete = [t for t in kept if t.state == TrialState.COMPLETE]
-                best = max((t.value for t in complete), default=None)
-                if variant == reference(variant) and best is not None:
-                    refs[variant] = best
-                ref = refs.get(reference(variant))
-                target = None if ref is None else ref - args.tolerance
-                held_out: dict[str, Any] = {}
-                if args.score and complete:
-                    log(f"seed {seed}: {variant}: retraining its best, scoring on eval ...")
-                    config = _common.export_best(tmp / f"{stem}.db", tmp / f"best-{stem}.yaml")
-                    held_out = _common.train_and_score(
-                        config, tmp, data, {"HPO_CACHE_DIR": str(tmp / "cache")}
-                    )
-                emit(
-                    variant=variant,
-                    trials=n,
-                    pruner=pruner_name(result["study"], variant),
-                    folds=5 if variant.endswith("-5fold") else 1,
-                    seed=seed,
-                    epochs=sum(int(t.user_attrs.get("epochs_trained", 0)) for t in kept),
-                    wall_s=round(result["wall_s"], 1),
-                    best=None if best is None else round(best, 4),
-                    reference_best=None if ref is None else round(ref, 4),
-                    epochs_to_best=epochs_until(kept, target),
-                    complete=len(complete),
-                    pruned=sum(t.state == TrialState.PRUNED for t in kept),
-                    early_stopped=sum("pruned_at_fold" in t.user_attrs for t in kept),
-                    **held_out,
-                )
+                runs = []
+                for run in range(repeat):
+                    stem = f"{variant}-{seed}" if n == trials else f"{variant}-{seed}-{n}trials"
+                    stem += f"-r{run}" if run else ""  # run 0 keeps the name --keep has used
+                    log(f"seed {seed}: {variant}, {n} trials (run {run + 1} of {repeat}) ...")
+                    runs.append(one_run(tmp, data, variant, seed, n, extra, stem, run, refs, args))
+                emit(variant=variant, trials=n, seed=seed, **summarize(runs))
+
+
+def one_run(  # type: ignore[no-untyped-def]
+    tmp: Path,
+    data: Path,
+    variant: str,
+    seed: int,
+    n: int,
+    extra: list[str],
+    stem: str,
+    run: int,
+    refs: dict[tuple[str, int], float],
+    args,
+) -> dict[str, Any]:
+    """One study of ``variant`` (compared with its reference of the same run): its figures."""
+    result = run_study(tmp, data, variant, seed, n, extra, stem)
+    kept = result["trials"]
+    complete = [t for t in kept if t.state == TrialState.COMPLETE]
+    best = max((t.value for t in complete), default=None)
+    if variant == reference(variant) and best is not None:
+        refs[(variant, run)] = best
+    ref = refs.get((reference(variant), run))
+    target = None if ref is None else ref - args.tolerance
+    held_out: dict[str, Any] = {}
+    if args.score and complete:
+        log(f"seed {seed}: {variant}: retraining its best, scoring on eval ...")
+        config = _common.export_best(tmp / f"{stem}.db", tmp / f"best-{stem}.yaml")
+        held_out = _common.train_and_score(
+            config, tmp, data, {"HPO_CACHE_DIR": str(tmp / "cache")}
+        )
+    return {
+        "pruner": pruner_name(result["study"], variant),
+        "folds": 5 if variant.endswith("-5fold") else 1,
+        "epochs": sum(int(t.user_attrs.get("epochs_trained", 0)) for t in kept),
+        "wall_s": round(result["wall_s"], 1),
+        "best": None if best is None else round(best, 4),
+        "reference_best": None if ref is None else round(ref, 4),
+        "epochs_to_best": epochs_until(kept, target),
+        "complete": len(complete),
+        "pruned": sum(t.state == TrialState.PRUNED for t in kept),
+        "early_stopped": sum("pruned_at_fold" in t.user_attrs for t in kept),
+        **held_out,
+    }
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ cross-entropy, batch 64, 128x96, no augmentation) with the study's epochs. Its m
         --ceiling-model resnet18 "{name: small_cnn, width: 32}"
 
 With ``--keep DIR`` the studies stay in DIR, and a study already there with the same trials and
-settings is read instead of run again.
+settings is read instead of run again. ``--repeat N`` runs each study and training N times
+(default 3 with ``--quick``, else 1: the seeds are the repeats); every figure is the median of
+the runs with ``_min`` and ``_max``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from _common import (
     hpo_run,
     log,
     parser,
+    repeats,
+    summarize,
     train_and_score,
     workdir,
 )
@@ -54,20 +58,22 @@ def tuned(
     tmp: Path,
     extra: list[str],
     env: dict[str, str],
+    run: int = 0,
 ) -> dict[str, Any]:
-    path = tmp / f"{sampler}-{seed}.db"
+    stem = f"{sampler}-{seed}" + (f"-r{run}" if run else "")  # run 0 keeps --keep's old name
+    path = tmp / f"{stem}.db"
     db = f"sqlite:///{path}"
     spec = (
         f"study.sampler.seed={seed}"
         if sampler == "tpe"
         else f"study.sampler={{name: {sampler}, seed: {seed}}}"
     )
-    artifacts = tmp / f"{sampler}-{seed}.artifacts"
+    artifacts = tmp / f"{stem}.artifacts"
     sets = [f"data.root={data}", spec, *extra, f"study.artifacts={artifacts}"]
     study_s = hpo_run(path, trials, sets, env=env)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=db)
-    config = export_best(path, tmp / f"best-{sampler}-{seed}.yaml")
+    config = export_best(path, tmp / f"best-{stem}.yaml")
     best = yaml.safe_load(config.read_text())["train"]
     return {
         "best_value": round(study.best_value, 4),
@@ -88,8 +94,12 @@ def fixed(name: str, train: dict[str, Any], size: list[int], data: Path, tmp: Pa
     return train_and_score(config, tmp, data, env)
 
 
+def _tag(run: int) -> str:
+    return f"-r{run}" if run else ""
+
+
 def main() -> None:
-    p = parser(__doc__)
+    p = parser(__doc__, full_repeat=1)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--samplers", nargs="*", default=None, help="tpe random (none: skip)")
@@ -118,6 +128,7 @@ def main() -> None:
     profiles = args.profiles or (40 if args.quick else 150)
     extra = [*args.set, f"train.epochs={epochs}"]
     emit = Emitter("quality", args.out, quick=args.quick, profiles=profiles)
+    reps = range(repeats(args))
 
     with workdir(args.keep) as tmp:
         data = demo_data(args.data or tmp / "demo", profiles)
@@ -125,8 +136,8 @@ def main() -> None:
         for seed in seeds:
             for sampler in samplers:
                 log(f"seed {seed}: {sampler}, {trials} trials of {epochs} epochs ...")
-                figures = tuned(sampler, seed, trials, data, tmp, extra, env)
-                emit(sampler=sampler, seed=seed, trials=trials, epochs=epochs, **figures)
+                runs = [tuned(sampler, seed, trials, data, tmp, extra, env, k) for k in reps]
+                emit(sampler=sampler, seed=seed, trials=trials, epochs=epochs, **summarize(runs))
             if not args.no_baseline:
                 log(f"seed {seed}: the baseline's defaults, {epochs} epochs ...")
                 train = {
@@ -144,7 +155,10 @@ def main() -> None:
                     "augment": {"hflip": False, "crop_scale": 1.0, "color_jitter": 0.0},
                     "seed": seed,
                 }
-                figures = fixed(f"baseline-{seed}", train, [128, 96], data, tmp, env)
+                name = f"baseline-{seed}"
+                figures = summarize(
+                    [fixed(name + _tag(k), train, [128, 96], data, tmp, env) for k in reps]
+                )
                 emit(
                     sampler="baseline",
                     seed=seed,
@@ -168,7 +182,9 @@ def main() -> None:
                     "seed": 0,
                 }
                 size = list(args.ceiling_size)
-                figures = fixed(f"ceiling-{name}", train, size, data, tmp, env)
+                figures = summarize(
+                    [fixed(f"ceiling-{name}{_tag(k)}", train, size, data, tmp, env) for k in reps]
+                )
                 emit(
                     sampler="ceiling",
                     seed=0,

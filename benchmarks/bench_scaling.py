@@ -4,7 +4,8 @@ Each worker is a process running ``hpo.study.run_worker`` on a shared study (stu
 ``n_trials``, heartbeats) whose objective sleeps ``--sleep`` seconds, so the 2 cores of a small
 machine are not the limit: what is left is storage contention and the worker loop. Throughput
 is finished trials over the time from the first trial's start to the last trial's end (read
-from the storage); ``efficiency`` is that over ``workers x 60 / sleep``.
+from the storage); ``efficiency`` is that over ``workers x 60 / sleep``. Each figure is the
+median of ``--repeat`` fresh studies, with ``_min`` and ``_max``.
 
     python benchmarks/bench_scaling.py --quick
     python benchmarks/bench_scaling.py --workers 1 2 4 8 --trials-per-worker 12 --sleep 1
@@ -13,12 +14,23 @@ from the storage); ``efficiency`` is that over ``workers x 60 / sleep``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from typing import Any
 
 import optuna
-from _common import ROOT, Emitter, log, parser, postgres_url, run_processes, workdir
+from _common import (
+    ROOT,
+    Emitter,
+    log,
+    parser,
+    postgres_url,
+    repeated,
+    repeats,
+    run_processes,
+    workdir,
+)
 
 from hpo.study import load_study, load_study_spec, open_storage, open_study, run_worker
 
@@ -46,7 +58,7 @@ def _work(url: str, name: str, seed: int, n: int, sleep: float, ready: Any, go: 
     run_worker(study, objective, n_trials=n, poll_seconds=0.2)
 
 
-def measure(url: str, workers: int, n: int, sleep: float) -> dict[str, Any]:
+def measure(url: str, workers: int, n: int, sleep: float, _run: int = 0) -> dict[str, Any]:
     name = f"scale-{uuid.uuid4().hex[:8]}"
     _open(url, name, 0)  # created once, before the workers race to join it
     wall = run_processes(_work, [(url, name, k, n, sleep) for k in range(workers)])
@@ -71,7 +83,7 @@ def measure(url: str, workers: int, n: int, sleep: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = parser(__doc__)
+    p = parser(__doc__, full_repeat=1)
     p.add_argument("--workers", type=int, nargs="+", default=None)
     p.add_argument("--trials-per-worker", type=int, default=None)
     p.add_argument("--sleep", type=float, default=None, help="seconds per trial")
@@ -93,7 +105,9 @@ def main() -> None:
                 for workers in workers_list:
                     n = workers * per_worker
                     log(f"{storage}: {workers} worker(s), {n} trials of {sleep} s ...")
-                    figures = measure(url, workers, n, sleep)
+                    figures = repeated(
+                        repeats(args), functools.partial(measure, url, workers, n, sleep)
+                    )
                     emit(storage=storage, workers=workers, trials=n, **figures)
 
 

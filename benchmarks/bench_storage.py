@@ -6,7 +6,8 @@ fingerprint checked on join) and through plain ``study.optimize`` on the same ki
 storage (a fresh study of each). Per-trial cost comes from the trials' completion times in
 the storage, in windows at the start and the end of the study (one JSON line per window), so
 growth is visible; ``overhead_ms`` is hpo's cost above Optuna's. With ``--workers N`` (N > 1)
-that many processes write at once and the figure is wall time per finished trial.
+that many processes write at once and the figure is wall time per finished trial. Each
+window's figures are the median of ``--repeat`` runs, with ``_min`` and ``_max``.
 
     python benchmarks/bench_storage.py --quick
     python benchmarks/bench_storage.py --trials 1000 --samplers random tpe
@@ -23,7 +24,18 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from _common import ROOT, Emitter, log, parser, postgres_url, run_processes, window_ms, workdir
+from _common import (
+    ROOT,
+    Emitter,
+    log,
+    parser,
+    postgres_url,
+    repeats,
+    run_processes,
+    summarize,
+    window_ms,
+    workdir,
+)
 
 from hpo.study import load_study_spec, open_storage, open_study, run_worker
 
@@ -126,7 +138,7 @@ def run(mode: str, url: str, sampler: str, n: int, workers: int) -> tuple[list[f
 
 
 def main() -> None:
-    p = parser(__doc__)
+    p = parser(__doc__, full_repeat=1)
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--window", type=int, default=100, help="trials per window")
     p.add_argument("--storages", nargs="+", default=["sqlite", "postgresql"])
@@ -134,7 +146,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1])
     p.add_argument("--postgres-url", default=None, help="use this server instead of a fresh one")
     args = p.parse_args()
-    n = args.trials or (300 if args.quick else 1000)
+    n = args.trials or (200 if args.quick else 1000)
     samplers = args.samplers or (["random"] if args.quick else ["random", "tpe"])
     windows = [(0, args.window), (n - args.window, n)]
     emit = Emitter("storage", args.out, quick=args.quick)
@@ -150,30 +162,47 @@ def main() -> None:
                     for workers in args.workers:
                         if storage == "sqlite" and workers > 1:
                             log("sqlite with several writers: measured by bench_scaling.py")
-                        ends, queries = {}, {}
-                        for mode in ("optuna", "hpo"):
-                            log(f"{storage} {sampler} x{workers}: {mode}, {n} trials ...")
-                            started = time.perf_counter()
-                            ends[mode], queries[mode] = run(mode, url, sampler, n, workers)
-                            log(f"  {time.perf_counter() - started:.1f} s")
-                        for lo, hi in windows:
-                            hpo_ms = window_ms(ends["hpo"], lo, hi)
-                            optuna_ms = window_ms(ends["optuna"], lo, hi)
+                        runs = [
+                            measure(url, storage, sampler, n, workers, windows)
+                            for _ in range(repeats(args))
+                        ]
+                        for k in range(len(windows)):
                             emit(
                                 storage=storage,
                                 sampler=sampler,
                                 workers=workers,
-                                trials=[lo, hi],
-                                hpo_ms_per_trial=_round(hpo_ms),
-                                optuna_ms_per_trial=_round(optuna_ms),
-                                overhead_ms=_round(
-                                    None if hpo_ms is None or optuna_ms is None
-                                    else hpo_ms - optuna_ms
-                                ),
-                                hpo_queries_per_trial=_per_trial(queries["hpo"], lo, hi),
-                                optuna_queries_per_trial=_per_trial(queries["optuna"], lo, hi),
-                                finished={k: len(v) for k, v in ends.items()},
-                            )  # fmt: skip
+                                **summarize([run[k] for run in runs]),
+                            )
+
+
+def measure(
+    url: str, storage: str, sampler: str, n: int, workers: int, windows: list[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """One run of Optuna alone and of hpo's loop: the figures of each window."""
+    ends, queries = {}, {}
+    for mode in ("optuna", "hpo"):
+        log(f"{storage} {sampler} x{workers}: {mode}, {n} trials ...")
+        started = time.perf_counter()
+        ends[mode], queries[mode] = run(mode, url, sampler, n, workers)
+        log(f"  {time.perf_counter() - started:.1f} s")
+    records = []
+    for lo, hi in windows:
+        hpo_ms = window_ms(ends["hpo"], lo, hi)
+        optuna_ms = window_ms(ends["optuna"], lo, hi)
+        records.append(
+            {
+                "trials": [lo, hi],
+                "hpo_ms_per_trial": _round(hpo_ms),
+                "optuna_ms_per_trial": _round(optuna_ms),
+                "overhead_ms": _round(
+                    None if hpo_ms is None or optuna_ms is None else hpo_ms - optuna_ms
+                ),
+                "hpo_queries_per_trial": _per_trial(queries["hpo"], lo, hi),
+                "optuna_queries_per_trial": _per_trial(queries["optuna"], lo, hi),
+                "finished": {k: len(v) for k, v in ends.items()},
+            }
+        )
+    return records
 
 
 def _per_trial(counts: list[int], lo: int, hi: int) -> float | None:

@@ -5,7 +5,8 @@ so it is what ``cached_over_floor`` in ``bench_data_path.py`` is made of. With `
 the same function from a git revision of ``hpo/data/transforms.py`` is timed side by side in
 the same process, rounds alternating, so a change to the transforms is measured against its
 predecessor under the same load. Keys: ``image_size``, ``augment``, ``ms_per_batch`` (best of
-``--rounds``), ``against``, ``against_ms_per_batch``, ``speedup`` (against / this tree).
+``--rounds``), ``against``, ``against_ms_per_batch``, ``speedup`` (against / this tree); each
+the median of ``--repeat`` runs, with ``_min`` and ``_max``.
 
     python benchmarks/bench_transforms.py --quick
     python benchmarks/bench_transforms.py --against bb54970 --sizes 64x48 128x96 256x192
@@ -18,6 +19,7 @@ floor between them (``bench_data_path.py``'s): keys ``model``, ``loop_s``, ``aga
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ROOT, Emitter, floor_epoch, log, parser
+from _common import ROOT, Emitter, floor_epoch, log, parser, repeated, repeats
 
 import hpo.data
 from hpo.config import AugmentConfig, train_config_from_dict
@@ -96,8 +98,30 @@ def side_by_side(
     return ours, theirs
 
 
+def batch_figures(
+    pixels: torch.Tensor,
+    augment: AugmentConfig | None,
+    other: ModuleType | None,
+    rounds: int,
+    channels_last: bool,
+    _run: int,
+) -> dict[str, Any]:
+    """One run of ``side_by_side``: the best milliseconds of each, and their ratio."""
+    ours, theirs = side_by_side(pixels, augment, other, rounds, channels_last)
+    record: dict[str, Any] = {"ms_per_batch": round(min(ours), 2)}
+    if other is not None:
+        record["against_ms_per_batch"] = round(min(theirs), 2)
+        record["speedup"] = round(min(theirs) / min(ours), 2)
+    return record
+
+
 def loop_side_by_side(
-    model: str, size: tuple[int, int], other: ModuleType | None, batch_size: int, rounds: int
+    model: str,
+    size: tuple[int, int],
+    other: ModuleType | None,
+    batch_size: int,
+    rounds: int,
+    _run: int = 0,
 ) -> dict[str, Any]:
     """Best epoch seconds of ``fit`` with each ``prepare_batch``, and of the floor, alternating."""
     n, device = 1024, torch.device("cpu")
@@ -159,6 +183,7 @@ def main() -> None:
     rounds = args.rounds or (10 if args.quick else 40)
     device = torch.device(args.device)
     other = module_at(args.against) if args.against else None
+    repeat = repeats(args)
     emit = Emitter("transforms", args.out, quick=args.quick, batch_size=args.batch_size)
     for size in sizes:
         h, w = (int(v) for v in size.split("x"))
@@ -167,24 +192,20 @@ def main() -> None:
         pixels = pixels.to(device)
         for name, augment in AUGMENT.items():
             log(f"{size} {name} ...")
-            ours, theirs = side_by_side(pixels, augment, other, rounds, args.channels_last)
-            record: dict[str, Any] = {
-                "image_size": size,
-                "augment": name,
-                "ms_per_batch": round(min(ours), 2),
-            }
-            if other is not None:
-                record.update(
-                    against=args.against,
-                    against_ms_per_batch=round(min(theirs), 2),
-                    speedup=round(min(theirs) / min(ours), 2),
-                )
+            measure = functools.partial(
+                batch_figures, pixels, augment, other, rounds, args.channels_last
+            )
+            record = {"image_size": size, "augment": name, "against": args.against}
+            record |= repeated(repeat, measure)
             emit(device=str(device), torch_threads=torch.get_num_threads(), **record)
         if args.loop:
             configure_backends(torch.device("cpu"))
         for model in args.loop:
             log(f"{size} {model}: loop and floor ...")
-            figures = loop_side_by_side(model, (h, w), other, args.batch_size, args.loop_rounds)
+            measure = functools.partial(
+                loop_side_by_side, model, (h, w), other, args.batch_size, args.loop_rounds
+            )
+            figures = repeated(repeat, measure)
             emit(image_size=size, augment="train", against=args.against, **figures)
 
 

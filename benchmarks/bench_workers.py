@@ -1,8 +1,8 @@
 """Trials per minute with 1, 2, ... workers of one study on one machine.
 
 Two objectives, one JSON line per measurement (``workers``, ``objective``, ``trials``,
-``seconds``, ``trials_per_min``, ``efficiency`` = per-worker rate relative to 1 worker,
-``load_avg`` of the machine when it ended):
+``seconds``, ``trials_per_min``, ``efficiency`` = per-worker rate relative to 1 worker), each
+the median of ``--repeat`` fresh studies with ``_min`` and ``_max``:
 
 - ``demo``: ``hpo run --study mask-clf --workers N`` (the real supervisor, its own cores
   divided among the workers) on fresh demo data, timed from start to exit, so the start of the
@@ -24,16 +24,15 @@ Two objectives, one JSON line per measurement (``workers``, ``objective``, ``tri
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import multiprocessing
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, Emitter, demo_data, hpo_command, log, parser, repeated, repeats, workdir
 
 
 def _sleep_worker(url: str, n_trials: int, seconds: float) -> None:
@@ -53,10 +52,12 @@ def _sleep_worker(url: str, n_trials: int, seconds: float) -> None:
     run_worker(study, objective, n_trials=n_trials, poll_seconds=0.2)
 
 
-def bench_sleep(workers: int, trials: int, seconds: float, tmp: Path) -> dict[str, object]:
+def bench_sleep(
+    workers: int, trials: int, seconds: float, tmp: Path, run: int = 0
+) -> dict[str, object]:
     import optuna
 
-    url = f"sqlite:///{tmp / f'sleep-{workers}.db'}"
+    url = f"sqlite:///{tmp / f'sleep-{workers}-{run}.db'}"
     optuna.create_study(study_name="sleep", storage=url, direction="maximize")
     ctx = multiprocessing.get_context("spawn")
     processes = [
@@ -69,7 +70,9 @@ def bench_sleep(workers: int, trials: int, seconds: float, tmp: Path) -> dict[st
         process.join()
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name="sleep", storage=url)
-    return {"objective": "sleep", "sleep_s": seconds, **_span(study), "wall_s": round(wall, 1)}
+    return _rate(
+        {"objective": "sleep", "sleep_s": seconds, **_span(study), "wall_s": round(wall, 1)}
+    )
 
 
 def _span(study: object) -> dict[str, object]:
@@ -94,19 +97,20 @@ def bench_demo(
     *,
     quick: bool,
     image_size: tuple[int, int] | None,
+    run: int = 0,
 ) -> dict[str, object]:
     """One ``hpo run`` of the demo study with the worker flags ``slots`` (``--workers 2``)."""
-    tag = "-".join(s.strip("-").replace(":", "").replace(",", "_") for s in slots)
+    tag = "-".join(s.strip("-").replace(":", "").replace(",", "_") for s in slots) + f"-{run}"
     db = tmp / f"demo-{tag}.db"
-    cmd = [sys.executable, "-m", "hpo", "run", "--study", "mask-clf", "--n-trials", str(trials)]
-    cmd += ["--storage", f"sqlite:///{db}", "--set", f"data.root={data}", "--quiet"]
-    cmd += ["--set", f"study.artifacts={tmp / f'demo-{tag}.artifacts'}", *slots]
+    args = ["run", "--study", "mask-clf", "--n-trials", str(trials)]
+    args += ["--storage", f"sqlite:///{db}", "--set", f"data.root={data}", "--quiet"]
+    args += ["--set", f"study.artifacts={tmp / f'demo-{tag}.artifacts'}", *slots]
     if quick:
-        cmd += ["--set", "train.epochs=3"]
+        args += ["--set", "train.epochs=3"]
     if image_size is not None or quick:
         height, width = image_size or (32, 24)
-        cmd += ["--set", f"data.image_size=[{height},{width}]"]
-    env = {**os.environ, "HPO_CACHE_DIR": str(tmp / "cache")}
+        args += ["--set", f"data.image_size=[{height},{width}]"]
+    cmd, env = hpo_command(*args, env={"HPO_CACHE_DIR": str(tmp / "cache")})
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -116,12 +120,21 @@ def bench_demo(
 
     study = optuna.load_study(study_name="mask-clf", storage=f"sqlite:///{db}")
     size = image_size or ((32, 24) if quick else None)
-    return {
-        "objective": "demo",
-        **({"image_size": list(size)} if size else {}),
-        **_span(study),
-        "wall_s": round(wall, 1),
-    }
+    return _rate(
+        {
+            "objective": "demo",
+            **({"image_size": list(size)} if size else {}),
+            **_span(study),
+            "wall_s": round(wall, 1),
+        }
+    )
+
+
+def _rate(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its trials per minute (from first trial start to last trial end)."""
+    row["trials_per_min"] = round(60.0 * row["trials"] / row["seconds"], 2)
+    row["seconds"] = round(row["seconds"], 1)
+    return row
 
 
 def _demo_runs(args: argparse.Namespace) -> list[tuple[dict[str, object], list[str]]]:
@@ -146,21 +159,20 @@ def _demo_runs(args: argparse.Namespace) -> list[tuple[dict[str, object], list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="Few trials, small images.")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--sleep-workers", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--trials", type=int, default=None, help="Demo trials (default 16).")
-    parser.add_argument("--sleep", type=float, default=2.0, help="Seconds per sleep trial.")
-    parser.add_argument("--skip-demo", action="store_true")
-    parser.add_argument("--skip-sleep", action="store_true")
-    parser.add_argument(
+    p = parser(__doc__, full_repeat=1)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--sleep-workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--trials", type=int, default=None, help="Demo trials (default 16).")
+    p.add_argument("--sleep", type=float, default=2.0, help="Seconds per sleep trial.")
+    p.add_argument("--skip-demo", action="store_true")
+    p.add_argument("--skip-sleep", action="store_true")
+    p.add_argument(
         "--devices",
         default=None,
         metavar="all|cuda:K,...",
         help="Demo runs on these GPUs (hpo run --devices) instead of --workers CPU workers.",
     )
-    parser.add_argument(
+    p.add_argument(
         "--workers-per-device",
         type=int,
         nargs="+",
@@ -168,7 +180,7 @@ def main() -> None:
         metavar="M",
         help="With --devices: one demo run per M (hpo run --workers-per-device M).",
     )
-    parser.add_argument(
+    p.add_argument(
         "--image-size",
         type=int,
         nargs=2,
@@ -177,8 +189,9 @@ def main() -> None:
         help="Demo images' height and width (data.image_size; default: the study's, 32x24 "
         "with --quick).",
     )
-    args = parser.parse_args()
+    args = p.parse_args()
     demo_trials = args.trials or (6 if args.quick else 16)
+    repeat = repeats(args)
     from hpo.exceptions import ConfigError
 
     try:
@@ -186,51 +199,36 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
 
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        rows: list[dict[str, object]] = []
+    emit = Emitter("workers", args.out, quick=args.quick)
+    with workdir(None) as tmp:
+        rows: list[dict[str, Any]] = []
         for workers in [] if args.skip_sleep else args.sleep_workers:
             trials = (2 if args.quick else 4) * max(args.sleep_workers)
-            rows.append({"workers": workers, **bench_sleep(workers, trials, args.sleep, tmp)})
-            _emit(rows, "sleep")
+            log(f"sleep: {workers} worker(s), {trials} trials of {args.sleep} s ...")
+            measure = functools.partial(bench_sleep, workers, trials, args.sleep, tmp)
+            rows.append({"workers": workers, **repeated(repeat, measure)})
+            emit(**_efficiency(rows, "sleep"))
         if not args.skip_demo:
-            data = tmp / "mask"
-            profiles = "40" if args.quick else "150"
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "hpo",
-                    "data",
-                    "synth",
-                    "--out",
-                    str(data),
-                    "--profiles",
-                    profiles,
-                ],
-                check=True,
-                capture_output=True,
-            )
+            data = demo_data(tmp / "mask", 40 if args.quick else 150)
             size = tuple(args.image_size) if args.image_size else None
             for fields, flags in demo_runs:
-                measured = bench_demo(
-                    flags, demo_trials, data, tmp, quick=args.quick, image_size=size
+                log(f"demo: {' '.join(flags)}, {demo_trials} trials ...")
+                measure = functools.partial(
+                    bench_demo, flags, demo_trials, data, tmp, quick=args.quick, image_size=size
                 )
-                rows.append({**fields, **measured})
-                _emit(rows, "demo")
+                rows.append({**fields, **repeated(repeat, lambda k, m=measure: m(run=k))})
+                emit(**_efficiency(rows, "demo"))
 
 
-def _emit(rows: list[dict[str, object]], objective: str) -> None:
+def _efficiency(rows: list[dict[str, Any]], objective: str) -> dict[str, Any]:
+    """The last row with its per-worker rate relative to the first row of ``objective``."""
     row = rows[-1]
-    rate = 60.0 * float(row["trials"]) / float(row["seconds"])  # type: ignore[arg-type]
-    row["trials_per_min"] = round(rate, 2)
     base = next(r for r in rows if r["objective"] == objective)
-    base_rate = 60.0 * float(base["trials"]) / float(base["seconds"])  # type: ignore[arg-type]
-    # Per-worker throughput relative to one worker (1.0 = perfect scaling).
-    row["efficiency"] = round(rate / (base_rate * int(row["workers"])), 3)  # type: ignore[call-overload]
-    row["seconds"] = round(float(row["seconds"]), 1)  # type: ignore[arg-type]
-    row["load_avg"] = [round(v, 2) for v in os.getloadavg()]
-    print(json.dumps(row), flush=True)
+    # Per-worker throughput relative to one worker (1.0 = perfect scaling), on the medians.
+    row["efficiency"] = round(
+        row["trials_per_min"] / (base["trials_per_min"] * int(row["workers"])), 3
+    )
+    return row
 
 
 if __name__ == "__main__":

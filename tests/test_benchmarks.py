@@ -1,17 +1,26 @@
-"""The benchmark scripts import and parse their arguments (no timing: nothing is measured)."""
+"""The benchmark scripts import, parse their arguments and share ``_common``; tiny quick runs.
+
+No figure is asserted: nothing here is a timing test. The tiny runs check that a quick mode
+repeats its measurement and reports the median with its spread.
+"""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("bench_*.py"))
 # The suite of issue #12: JSON lines on stdout and a --quick mode of about a minute.
 SUITE = ("bench_data_path", "bench_pruning", "bench_quality", "bench_scaling", "bench_storage")
+# gpu_check.py is its own tool (one command for every GPU figure), tested on its own.
+ALL = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in ("_common", "gpu_check"))
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -27,12 +36,115 @@ def test_script_help(
     with pytest.raises(SystemExit) as exit_info:
         module.main()
     assert exit_info.value.code == 0
+    out = capsys.readouterr().out
     if name in SUITE:
-        assert "--quick" in capsys.readouterr().out
+        assert "--quick" in out
+    assert "--quick" in out and "--repeat" in out and "--out" in out
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_script_uses_the_shared_helpers(name: str) -> None:
+    source = (BENCHMARKS / f"{name}.py").read_text()
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert "_common" in imported, f"{name}.py does not use benchmarks/_common.py"
+    # Demo data comes from _common.demo_data, not from a hand-started `hpo data synth`.
+    assert '"synth"' not in source and "make_demo_data" not in source
+
+
+def test_summarize_reports_the_median_and_the_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+    common = _import("_common", monkeypatch)
+    runs = [
+        {"model": "m", "s": 1.0, "ratio": 0.9, "count": 5, "best": None},
+        {"model": "m", "s": 3.0, "ratio": 1.3, "count": 5, "best": 0.5},
+        {"model": "m", "s": 2.0, "ratio": 1.1, "count": 5, "best": None},
+    ]
+    record = common.summarize(runs)
+    assert record["repeat"] == 3
+    assert (record["s"], record["s_min"], record["s_max"]) == (2.0, 1.0, 3.0)
+    assert (record["ratio"], record["ratio_min"], record["ratio_max"]) == (1.1, 0.9, 1.3)
+    assert record["model"] == "m" and record["count"] == 5 and "count_min" not in record
+    assert record["best"] == [None, 0.5, None]
+    assert common.repeated(2, lambda k: {"k": k})["k"] == 0.5
+
+
+def test_repeat_defaults_to_three_in_quick_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    common = _import("_common", monkeypatch)
+    p = common.parser("doc", full_repeat=1)
+    assert common.repeats(p.parse_args(["--quick"])) == 3
+    assert common.repeats(p.parse_args([])) == 1
+    assert common.repeats(p.parse_args(["--repeat", "5"])) == 5
+    with pytest.raises(SystemExit):
+        common.repeats(p.parse_args(["--repeat", "0"]))
+
+
+def _json_lines(text: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("bench_train", ["--n", "16", "--image-size", "32", "24", "--threads", "1"]),
+        ("bench_predict", ["--images", "16", "--size", "32", "24"]),
+        ("bench_transforms", ["--sizes", "32x24", "--rounds", "2"]),
+    ],
+)
+def test_a_tiny_quick_run_repeats_its_timing(
+    name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _import(name, monkeypatch)
+    monkeypatch.setattr(sys, "argv", [name, "--quick", *argv])
+    module.main()
+    lines = _json_lines(capsys.readouterr().out)
+    assert lines
+    for line in lines:
+        assert line["quick"] is True and line["repeat"] == 3
+        timed = [k for k in line if k.endswith(("_s", "_per_s", "_per_batch"))]
+        assert timed, line
+        assert all(isinstance(line[k], float | int) for k in timed)
+
+
+def test_the_naive_loader_trains_like_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The naive path's step is the floor's: the loop's precision and memory format."""
+    import torch
+    from PIL import Image
+
+    common = _import("_common", monkeypatch)
+    data_path = _import("bench_data_path", monkeypatch)
+    from hpo.config import train_config_from_dict
+    from hpo.train.loop import amp_dtype
+
+    config = train_config_from_dict(
+        {"data": {"image_size": [32, 24]}, "train": {"model": "small_cnn", "batch_size": 4}},
+        "test",
+    )
+    device = torch.device("cpu")
+    setup = common.step_setup(config, 18, device)
+    assert setup["dtype"] == amp_dtype(device, config.train.amp)
+    assert setup["memory_format"] == torch.channels_last  # small_cnn: channels_last on a CPU
+    params = next(p for p in setup["model"].parameters() if p.dim() == 4)
+    assert params.is_contiguous(memory_format=torch.channels_last)
+
+    paths = []
+    for k in range(6):
+        path = tmp_path / f"{k}.jpg"
+        Image.fromarray(np.full((48, 36, 3), 40 * k, dtype=np.uint8)).save(path)
+        paths.append(path)
+    seconds = data_path.naive_epoch(config, paths, np.arange(6) % 18, device, 1, 0)
+    assert seconds > 0
 
 
 def _import(name: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.syspath_prepend(str(BENCHMARKS))
+    if name == "_common":  # the module the scripts import, not a second copy of it
+        return importlib.import_module("_common")
     spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
