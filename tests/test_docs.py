@@ -32,7 +32,7 @@ REGISTRIES = (MODELS, OPTIMIZERS, SCHEDULERS, LOSSES, SAMPLERS, PRUNERS)
 
 def _commands() -> Iterator[tuple[click.Command, click.Context]]:
     """Every command of the real tree with its context (command path, usage pieces)."""
-    stack = [(cli, click.Context(cli, info_name="hpo"))]
+    stack: list[tuple[click.Command, click.Context]] = [(cli, click.Context(cli, info_name="hpo"))]
     while stack:
         command, ctx = stack.pop()
         yield command, ctx
