@@ -60,7 +60,7 @@ def tuned(
     env: dict[str, str],
     run: int = 0,
 ) -> dict[str, Any]:
-    stem = f"{sampler}-{seed}" + (f"-r{run}" if run else "")  # run 0 keeps --keep's old name
+    stem = f"{sampler}-{seed}{_tag(run)}"
     path = tmp / f"{stem}.db"
     db = f"sqlite:///{path}"
     spec = (
@@ -95,6 +95,7 @@ def fixed(name: str, train: dict[str, Any], size: list[int], data: Path, tmp: Pa
 
 
 def _tag(run: int) -> str:
+    """The file-name suffix of repeat ``run``; run 0 keeps the names ``--keep`` has used."""
     return f"-r{run}" if run else ""
 
 

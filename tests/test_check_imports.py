@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER = ROOT / "tools" / "check_imports.py"
 
@@ -31,31 +33,32 @@ def test_the_project_has_no_import_cycle() -> None:
     assert done.stdout.startswith("no import cycle among ")
 
 
-def test_an_import_inside_a_function_counts(tmp_path: Path) -> None:
-    root = _package(
-        tmp_path,
-        {
-            "a.py": "from pkg.b import g\n\ndef f():\n    return g()\n",
-            "b.py": "def g():\n    from pkg import a\n    return a\n",
-        },
-    )
-    done = _check(root)
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        pytest.param(
+            {
+                "a.py": "from pkg.b import g\n\ndef f():\n    return g()\n",
+                "b.py": "def g():\n    from pkg import a\n    return a\n",
+            },
+            "pkg.a <-> pkg.b",
+            id="inside-a-function",
+        ),
+        pytest.param(
+            {
+                "sub/__init__.py": "",
+                "sub/x.py": "from . import y\n",
+                "sub/y.py": "from .x import name\n",
+            },
+            "pkg.sub.x <-> pkg.sub.y",
+            id="relative",
+        ),
+    ],
+)
+def test_a_cycle_is_found(tmp_path: Path, files: dict[str, str], cycle: str) -> None:
+    done = _check(_package(tmp_path, files))
     assert done.returncode == 1
-    assert "import cycle: pkg.a <-> pkg.b" in done.stdout
-
-
-def test_a_relative_import_counts(tmp_path: Path) -> None:
-    root = _package(
-        tmp_path,
-        {
-            "sub/__init__.py": "",
-            "sub/x.py": "from . import y\n",
-            "sub/y.py": "from .x import name\n",
-        },
-    )
-    done = _check(root)
-    assert done.returncode == 1
-    assert "import cycle: pkg.sub.x <-> pkg.sub.y" in done.stdout
+    assert f"import cycle: {cycle}" in done.stdout
 
 
 def test_type_checking_imports_and_reexports_are_not_cycles(tmp_path: Path) -> None:
