@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpo.exceptions import DataError
+from hpo.exceptions import ConfigError, DataError
 from hpo.predict import (
     EvalImages,
     Predictions,
@@ -18,6 +18,7 @@ from hpo.predict import (
     find_eval_images,
     predict_run,
     resolve_views,
+    upload_images,
     write_predictions,
 )
 from hpo.train import predict_proba
@@ -77,6 +78,77 @@ def test_ensemble_does_not_train_or_keep_grads(
 def test_ensemble_needs_a_model(images: np.ndarray) -> None:
     with pytest.raises(ValueError, match="at least one model"):
         ensemble_proba([], images, device=CPU)
+
+
+def test_tta_views_are_every_combination_in_one_forward_pass(
+    models: list[torch.nn.Module], images: np.ndarray
+) -> None:
+    import torch.nn.functional as F
+
+    model = models[0]
+    calls: list[int] = []
+    handle = model.register_forward_hook(lambda _m, args, _out: calls.append(len(args[0])))
+    try:
+        both = ensemble_proba([model], images, device=CPU, batch_size=8, tta=("hflip", "scale"))
+    finally:
+        handle.remove()
+    # 10 images, 4 views, at most 8 inputs a pass: 2 images a pass, 5 passes of 8 inputs.
+    assert calls == [8] * 5
+
+    def zoom(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        h, w = round(32 * 0.95), round(24 * 0.95)
+        top, left = (32 - h) // 2, (24 - w) // 2
+        crop = t[..., top : top + h, left : left + w]
+        back = F.interpolate(crop, size=(32, 24), mode="bilinear", align_corners=False)
+        return back.permute(0, 2, 3, 1).numpy()
+
+    # Zooming the normalized input is zooming the pixels (bilinear weights sum to one), so the
+    # four views can be rebuilt from float pixels run through the model by hand.
+    from hpo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255.0
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with torch.inference_mode():
+            return model((t - mean) / std).softmax(1).numpy()
+
+    x = images.astype(np.float32)
+    views = [x, zoom(x), x[:, :, ::-1], zoom(x)[:, :, ::-1]]
+    expected = np.mean([proba(v) for v in views], axis=0)
+    np.testing.assert_allclose(both, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_uploaded_images_give_the_same_probabilities(
+    models: list[torch.nn.Module], images: np.ndarray
+) -> None:
+    on_device = upload_images(images, CPU)
+    np.testing.assert_allclose(
+        ensemble_proba(models, on_device, device=CPU, tta=True),
+        ensemble_proba(models, torch.from_numpy(images), device=CPU, tta=True),
+        rtol=1e-6,
+    )
+
+
+def test_views_follow_the_training_augmentation() -> None:
+    from hpo.config import train_config_from_dict
+
+    def config(**augment: object) -> Any:
+        return train_config_from_dict({"train": {"augment": augment}}, "test")
+
+    assert resolve_views(config(), True) == ("hflip", "scale")
+    assert resolve_views(config(), "all") == ("hflip", "scale")
+    assert resolve_views(config(), "scale, hflip") == ("hflip", "scale")
+    assert resolve_views(config(), False) == ()
+    assert resolve_views(config(hflip=False), True) == ("scale",)
+    assert resolve_views(config(hflip=False, crop_scale=1.0), True) == ()
+    with pytest.raises(ConfigError, match=r"--tta scale: unsafe for run r, trained with "
+                       r"train.augment.crop_scale: 1 \(never cropped\); views safe for it: "
+                       r"hflip"):  # fmt: skip
+        resolve_views(config(crop_scale=1.0), ["scale"], "run r")
+    with pytest.raises(ConfigError, match=r"--tta rotate: unknown view; views: hflip, scale"):
+        resolve_views(config(), "rotate")
 
 
 def _info_csv(eval_dir: Path, ids: list[str], extra: bool = True) -> None:
