@@ -20,6 +20,14 @@ The ensemble file ``hpo predict --ensemble`` reads::
     steps:                      # each step's pick and score, in order
       - {run: runs/trial7, macro_f1: 0.8301}
       ...
+    class_weights: [...]        # only with --thresholds: see below
+    oof_macro_f1_weighted: 0.85 # the out-of-fold score with them (optimistic: tuned there)
+
+With ``--thresholds`` (off by default), per-class decision weights are tuned on the same
+out-of-fold probabilities of the chosen ensemble: the prediction becomes the class with the
+highest ``weight * probability`` (a per-class threshold, or a correction of the class priors).
+They are tuned by coordinate ascent over a grid and reported separately, since the rows that
+tune them also score them.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ __all__ = [
     "load_oof",
     "macro_f1",
     "select_ensemble",
+    "tune_class_weights",
     "write_ensemble",
 ]
 
@@ -102,12 +111,16 @@ class Ensemble:
         weights: One weight per run, summing to 1.
         score: Out-of-fold macro-F1 of the ensemble.
         steps: ``(run, score)`` of each selection step.
+        class_weights: Per-class decision weights (``--thresholds``), or None.
+        weighted_score: Out-of-fold macro-F1 with ``class_weights``, or None.
     """
 
     runs: list[Path]
     weights: list[float]
     score: float
     steps: list[tuple[Path, float]] = field(default_factory=list)
+    class_weights: list[float] | None = None
+    weighted_score: float | None = None
 
 
 def macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
@@ -233,8 +246,41 @@ def greedy_select(probas: Sequence[np.ndarray], labels: np.ndarray, *, size: int
     )
 
 
-def select_ensemble(run_dirs: Sequence[Path], *, size: int) -> tuple[Ensemble, Selection]:
-    """Load the runs' out-of-fold predictions, check they can be averaged, and select.
+def tune_class_weights(
+    proba: np.ndarray, labels: np.ndarray, *, rounds: int = 3
+) -> tuple[list[float], float]:
+    """Per-class weights maximizing the macro-F1 of ``argmax(weights * proba)``.
+
+    Coordinate ascent: each round tries, class by class, every weight of a grid from
+    ``e^-1.5`` to ``e^1.5`` and keeps a strictly better score; it stops after ``rounds`` rounds
+    or a round without gain. Starts from 1 for every class (the plain argmax).
+
+    Returns:
+        The weights and the macro-F1 they reach.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    weights = np.ones(proba.shape[1])
+    best = macro_f1(labels, proba)
+    grid = np.exp(np.linspace(-1.5, 1.5, 13))
+    for _ in range(rounds):
+        improved = False
+        for c in range(len(weights)):
+            for value in grid:
+                trial = weights.copy()
+                trial[c] = value
+                score = macro_f1(labels, proba * trial)
+                if score > best + 1e-12:
+                    best, weights, improved = score, trial, True
+        if not improved:
+            break
+    return [float(w) for w in weights], best
+
+
+def select_ensemble(
+    run_dirs: Sequence[Path], *, size: int, thresholds: bool = False
+) -> tuple[Ensemble, Selection]:
+    """Load the runs' out-of-fold predictions, check they can be averaged, and select; with
+    ``thresholds`` also tune per-class decision weights on the chosen ensemble's rows.
 
     Raises:
         ConfigError: Fewer than one run, a run without out-of-fold predictions, or runs that
@@ -250,11 +296,17 @@ def select_ensemble(run_dirs: Sequence[Path], *, size: int) -> tuple[Ensemble, S
     selection = greedy_select(probas, labels, size=size)
     runs = [oof.run_dir for oof in oofs]
     chosen = [k for k, c in enumerate(selection.counts) if c > 0]
+    class_weights, weighted_score = None, None
+    if thresholds:
+        mean = sum(selection.weights[k] * probas[k].astype(np.float64) for k in chosen)
+        class_weights, weighted_score = tune_class_weights(np.asarray(mean), labels)
     ensemble = Ensemble(
         runs=[runs[k] for k in chosen],
         weights=[selection.weights[k] for k in chosen],
         score=selection.score,
         steps=[(runs[k], score) for k, score in selection.steps],
+        class_weights=class_weights,
+        weighted_score=weighted_score,
     )
     return ensemble, selection
 
@@ -282,6 +334,9 @@ def write_ensemble(ensemble: Ensemble, out: Path, *, size: int) -> Path:
             {"run": _relative(run, base), METRIC: round(score, 6)} for run, score in ensemble.steps
         ],
     }
+    if ensemble.class_weights is not None:
+        data["class_weights"] = [round(w, 6) for w in ensemble.class_weights]
+        data["oof_macro_f1_weighted"] = round(float(ensemble.weighted_score or 0.0), 6)
     base.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -323,8 +378,17 @@ def load_ensemble(path: Path) -> Ensemble:
     if sum(weights) <= 0:
         raise ConfigError(f"{path}: every run has weight 0")
     score = data.get("oof_macro_f1")
+    class_weights = data.get("class_weights")
+    if class_weights is not None:
+        try:
+            class_weights = [float(w) for w in class_weights]
+        except (TypeError, ValueError):
+            class_weights = None
+        if class_weights is None or any(not math.isfinite(w) or w <= 0 for w in class_weights):
+            raise ConfigError(f"{path}: class_weights must be a list of numbers > 0")
     return Ensemble(
         runs=runs,
         weights=[w / sum(weights) for w in weights],
         score=float(score) if isinstance(score, int | float) else float("nan"),
+        class_weights=class_weights,
     )

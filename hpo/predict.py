@@ -87,9 +87,10 @@ class Predictions:
 
     Attributes:
         images: The eval set.
-        proba: ``float32 (N, C)``, mean softmax probabilities over models (and flips with TTA).
-        labels: ``int64 (N,)``, argmax of ``proba``; for images that failed to decode (only
-            with ``data.skip_bad_files``), the class predicted most often for the others.
+        proba: ``float32 (N, C)``, mean softmax probabilities over models (and TTA views).
+        labels: ``int64 (N,)``, argmax of ``proba`` (times the class weights, if any); for
+            images that failed to decode (only with ``data.skip_bad_files``), the class
+            predicted most often for the others.
         class_names: Names of the classes, index = class id.
         mode: ``full`` (one model on all training data), ``folds`` (a fold ensemble) or
             ``runs`` (several runs averaged).
@@ -387,6 +388,7 @@ def predict_runs(
     tta: bool | str | Sequence[str] | None = False,
     batch_size: int = 256,
     progress: bool = False,
+    class_weights: Sequence[float] | None = None,
 ) -> Predictions:
     """Predict every eval image with the weighted mean of several runs' probabilities.
 
@@ -404,6 +406,9 @@ def predict_runs(
             (:func:`resolve_views`); ``False``/None: no TTA.
         batch_size: Inputs per forward pass (views included).
         progress: Show progress bars (decoding, each model's pass) on stderr.
+        class_weights: Per-class decision weights (``hpo ensemble --thresholds``): the
+            predicted class is the argmax of ``class_weights * proba``; ``proba`` stays the
+            plain mean.
 
     Raises:
         ConfigError: A run is not a finished run, the runs differ in what they must share,
@@ -416,6 +421,9 @@ def predict_runs(
     infos = [load_run(Path(r)) for r in run_dirs]
     check_compatible(infos)
     shares = _weights(weights, [i.run_dir for i in infos])
+    n_classes = infos[0].num_classes
+    if class_weights is not None and len(class_weights) != n_classes:
+        raise ConfigError(f"class_weights: {len(class_weights)} weight(s) for {n_classes} classes")
     views = [resolve_views(i.config, tta, f"run {i.run_dir}") for i in infos]
     first = infos[0]
     config = first.config
@@ -466,7 +474,8 @@ def predict_runs(
         total = weighted if total is None else total + weighted
     assert total is not None
     proba = total.astype(np.float32)
-    labels = proba.argmax(axis=1).astype(np.int64)
+    decide = total if class_weights is None else total * np.asarray(class_weights)
+    labels = decide.argmax(axis=1).astype(np.int64)
     ok = np.asarray(decoded.ok, dtype=bool)
     if not ok.all():
         # Every row of a submission needs a class: an unreadable image gets the one predicted

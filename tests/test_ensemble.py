@@ -25,6 +25,7 @@ from hpo.ensemble import (
     greedy_select,
     load_ensemble,
     load_oof,
+    tune_class_weights,
     write_ensemble,
 )
 from hpo.exceptions import ConfigError
@@ -71,6 +72,19 @@ def test_selection_repeats_a_run_to_weight_it() -> None:
     assert sel.weights == pytest.approx([0.5, 0.5])
 
 
+def test_class_weights_tuned_on_oof_rows() -> None:
+    labels = np.array([0, 0, 1, 1])
+    # Plain argmax says 0 everywhere (macro-F1 (2/3 + 0) / 2); class 1 wins its two rows once
+    # its weight is more than 0.55/0.45 = 1.22 times class 0's and less than 0.8/0.2 = 4.
+    proba = _two_class([0.1, 0.2, 0.4, 0.45])
+    weights, score = tune_class_weights(proba, labels)
+    assert score == pytest.approx(1.0)
+    assert 1.5 < weights[1] / weights[0] < 4.0
+    assert ((proba * weights).argmax(1) == labels).all()
+    # Nothing to gain: the weights stay 1.
+    assert tune_class_weights(_two_class([0.1, 0.2, 0.6, 0.7]), labels) == ([1.0, 1.0], 1.0)
+
+
 def _oof(name: str, paths: list[str], labels: list[int], proba: np.ndarray) -> OutOfFold:
     return OutOfFold(Path(name), paths, np.asarray(labels), proba, ["a", "b"])
 
@@ -104,6 +118,9 @@ def test_ensemble_file_round_trip_with_relative_paths(tmp_path: Path) -> None:
     assert [p.resolve() for p in back.runs] == [p.resolve() for p in runs]
     assert back.weights == pytest.approx([0.75, 0.25])
     assert not list(out.parent.glob(".*tmp"))
+    assert back.class_weights is None
+    weighted = Ensemble(runs=runs, weights=[1.0, 0.0], score=0.9, class_weights=[0.5, 2.0])
+    assert load_ensemble(write_ensemble(weighted, out, size=1)).class_weights == [0.5, 2.0]
     (tmp_path / "bad.yaml").write_text("runs: [{run: a}]\n")
     with pytest.raises(ConfigError, match=r"runs\[0\] must be"):
         load_ensemble(tmp_path / "bad.yaml")

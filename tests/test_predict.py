@@ -368,14 +368,16 @@ def test_folder_runs_ensemble_predict_and_score(
 ) -> None:
     ens = tmp_path / "ensemble.yaml"
     runs = [a for run in sided.runs for a in ("--run", run)]
-    code, out, err = run_cli("ensemble", *runs, "--size", "4", "--out", ens)
+    code, out, err = run_cli("ensemble", *runs, "--size", "4", "--out", ens, "--thresholds")
     assert code == 0, err
-    assert out.count("out-of-fold macro-F1") == 5  # four steps and the summary
+    assert out.count("out-of-fold macro-F1") == 6  # four steps, the class weights, the summary
+    assert "class weights: " in out
     sub = tmp_path / "sub.csv"
     code, out, err = run_cli(
         "predict", "--ensemble", ens, "--data", sided.eval, "--device", "cpu", "--tta",
         "--out", sub,
     )  # fmt: skip
     assert code == 0, err
+    assert "applied the class weights of" in out
     assert sub.read_text().startswith("path,pred,class_name\ne00.png,")
     assert _score(sub, sided.truth) >= 0.9  # the task is easy: bright left or right

@@ -90,6 +90,7 @@ def predict(
 
     runs: list[Path] = list(run_dirs)
     shares = _parse_weights(weights)
+    class_weights = None
     if ensemble_file is not None:
         if runs or shares is not None:
             raise ConfigError(
@@ -98,7 +99,7 @@ def predict(
         from hpo.ensemble import load_ensemble
 
         chosen = load_ensemble(ensemble_file)
-        runs, shares = chosen.runs, chosen.weights
+        runs, shares, class_weights = chosen.runs, chosen.weights, chosen.class_weights
     elif not runs:
         raise ConfigError("name a run (--run RUN_DIR, repeatable) or an --ensemble file")
     torch_device = resolve_device(device)
@@ -111,6 +112,7 @@ def predict(
         tta=tta,
         batch_size=batch_size,
         progress=True,
+        class_weights=class_weights,
     )
     log = logging.getLogger("hpo")
     for path, reason in pred.bad[:5]:
@@ -122,6 +124,8 @@ def predict(
     if len(pred.runs) > 1:
         what = ", ".join(f"{r} x{w:.3f}" for r, w in zip(pred.runs, pred.weights, strict=True))
         click.echo(f"averaged {len(pred.runs)} runs: {what}")
+    if class_weights is not None:
+        click.echo(f"applied the class weights of {ensemble_file} (hpo ensemble --thresholds)")
     views = sorted({v for vs in pred.views for v in vs})
     tta_text = f", TTA ({', '.join(views)})" if views else ""
     if tta is not None and not views:
