@@ -131,6 +131,24 @@ def test_uploaded_images_give_the_same_probabilities(
     )
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_uploads_once_and_matches_the_cpu(
+    models: list[torch.nn.Module], images: np.ndarray
+) -> None:
+    cuda = torch.device("cuda")
+    on_device = upload_images(images, cuda)
+    assert isinstance(on_device, torch.Tensor) and on_device.device.type == "cuda"
+    assert torch.equal(on_device.cpu(), torch.from_numpy(images))
+    gpu_models = [m.to(cuda) for m in models]
+    try:
+        got = ensemble_proba(gpu_models, on_device, device=cuda, tta=("hflip", "scale"), amp=False)
+    finally:
+        for m in models:
+            m.to(CPU)
+    want = ensemble_proba(models, images, device=CPU, tta=("hflip", "scale"))
+    np.testing.assert_allclose(got, want, atol=2e-3)  # TF32 convolutions on by default
+
+
 def test_views_follow_the_training_augmentation() -> None:
     from hpo.config import train_config_from_dict
 
