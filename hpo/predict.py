@@ -274,7 +274,13 @@ def ensemble_proba(
     """
     if not models:
         raise ValueError("ensemble_proba needs at least one model")
-    views: tuple[str, ...] = ("hflip",) if tta is True else () if tta is False else tuple(tta)
+    if isinstance(tta, bool):
+        views: tuple[str, ...] = ("hflip",) if tta else ()
+    else:
+        views = tuple(v.strip() for v in (tta.split(",") if isinstance(tta, str) else tta))
+    unknown = sorted(set(views) - set(TTA_VIEWS))
+    if unknown:
+        raise ValueError(f"unknown TTA view {unknown[0]!r}; views: {', '.join(TTA_VIEWS)}")
     n_views = 2 ** len(set(views))
     step = max(1, batch_size // n_views)
     dtype = amp_dtype(device, amp)

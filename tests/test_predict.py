@@ -120,6 +120,13 @@ def test_tta_views_are_every_combination_in_one_forward_pass(
     np.testing.assert_allclose(both, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_ensemble_refuses_an_unknown_view(
+    models: list[torch.nn.Module], images: np.ndarray
+) -> None:
+    with pytest.raises(ValueError, match="unknown TTA view 'vflip'"):
+        ensemble_proba(models, images, device=CPU, tta="hflip,vflip")
+
+
 def test_uploaded_images_give_the_same_probabilities(
     models: list[torch.nn.Module], images: np.ndarray
 ) -> None:
