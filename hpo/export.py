@@ -25,14 +25,18 @@ from hpo.study import (
     counts_text,
     load_study,
     mask_url,
+    top_trials,
 )
 
 __all__ = [
     "Exported",
     "default_export_path",
+    "export_top",
     "export_trial",
     "exported_config",
+    "select_top",
     "select_trial",
+    "write_top",
 ]
 
 CONFIG_ATTR = "config"
@@ -174,3 +178,68 @@ def export_trial(
 def default_export_path(study_name: str, trial_number: int) -> Path:
     """``<study>-trial<N>.yaml`` in the current directory."""
     return Path(f"{study_name}-trial{trial_number}.yaml")
+
+
+def select_top(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The ``k`` best complete trials with distinct parameters, best first.
+
+    A trial whose sampled parameters equal a better one's (a retried or re-enqueued trial) is
+    skipped: retraining it would add the same configuration twice. Ties on the value go to the
+    lowest trial number; discarded trials are never chosen.
+
+    Raises:
+        StorageError: the study is multi-objective or has no complete trial.
+    """
+    if len(study.directions) != 1:
+        raise StorageError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; "
+            "export supports single-objective studies"
+        )
+    chosen: list[FrozenTrial] = []
+    seen: set[str] = set()
+    for trial in top_trials(study):
+        key = repr(sorted((name, _plain(value)) for name, value in trial.params.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(trial)
+        if len(chosen) == k:
+            break
+    if not chosen:
+        raise StorageError(
+            f"study {study.study_name!r} has no complete trial to export ({counts_text(study)})"
+        )
+    return chosen
+
+
+def export_top(study_name: str, storage_url: str, k: int) -> list[Exported]:
+    """The exports of the ``k`` best distinct trials (fewer when the study has fewer).
+
+    Raises:
+        StorageError: no such study, no complete trial, or a trial cannot be exported.
+    """
+    study = load_study(study_name, storage_url)
+    return [
+        Exported(
+            config=exported_config(study, trial, storage_url),
+            study_name=study_name,
+            trial_number=trial.number,
+            value=float(trial.value) if trial.value is not None else float("nan"),
+        )
+        for trial in select_top(study, k)
+    ]
+
+
+def write_top(exports: list[Exported], out_dir: Path) -> list[Path]:
+    """Write each export as ``out_dir/<study>-trial<N>.yaml`` (each written beside its name and
+    renamed into place); returns the paths, best first."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for exported in exports:
+        path = out_dir / default_export_path(exported.study_name, exported.trial_number).name
+        tmp = path.with_name(f".{path.name}.tmp")
+        exported.config.save(tmp)
+        tmp.replace(path)
+        paths.append(path)
+    return paths

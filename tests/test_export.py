@@ -244,3 +244,46 @@ def test_export_on_each_storage(storage_url: str, tmp_path: Path) -> None:
     text = a.read_text()
     assert "provenance:\n  study: s\n  trial: 1\n" in text
     assert "secret" not in text
+
+
+def test_export_top_writes_the_best_distinct_trials(
+    study: optuna.Study, storage: str, tmp_path: Path, run_cli: Any
+) -> None:
+    _add(study, 0.65, lr=3e-3)  # 6: trial 1's parameters again (a retried trial): skipped
+    out = tmp_path / "top"
+    code, stdout, err = run_cli("export", "--study", "demo", "--storage", storage, "--top", "3",
+                                "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo-trial0.yaml",
+        "demo-trial1.yaml",
+        "demo-trial5.yaml",
+    ]
+    # Best first (ties to the lower number); each file is what the single export writes.
+    assert [line.split(":")[0] for line in stdout.splitlines()] == [
+        f"wrote {out / f'demo-trial{n}.yaml'}" for n in (1, 5, 0)
+    ]
+    single = tmp_path / "one.yaml"
+    main(["export", "--study", "demo", "--storage", storage, "--trial", "5", "--out", str(single)])
+    assert (out / "demo-trial5.yaml").read_bytes() == single.read_bytes()
+    code, stdout, _ = run_cli("export", "--study", "demo", "--storage", storage, "--top", "9",
+                              "--out", tmp_path / "all")  # fmt: skip
+    assert code == 0
+    assert "the study has 3 distinct complete trial(s), not 9" in stdout
+
+
+def test_export_top_refusals(
+    study: optuna.Study, storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["export", "--study", "demo", "--storage", storage]
+    assert "--top and --trial exclude each other" in _error(
+        capsys, [*base, "--top", "2", "--trial", "1"]
+    )
+    (tmp_path / "f").write_text("")
+    assert "with --top, a folder" in _error(
+        capsys, [*base, "--top", "2", "--out", str(tmp_path / "f")]
+    )
+    empty = optuna.create_study(storage=storage, study_name="none")
+    _add(empty, None, state=TrialState.PRUNED)
+    err = _error(capsys, ["export", "--study", "none", "--storage", storage, "--top", "2"])
+    assert "has no complete trial to export" in err

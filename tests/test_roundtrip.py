@@ -118,7 +118,8 @@ def test_submission_rows_and_format(rt: RoundTrip) -> None:
 
 
 def test_predicted_ensemble_is_mean_of_its_models(rt: RoundTrip) -> None:
-    pred = predict_run(rt.run_folds, rt.data, device=CPU, tta=True)
+    # The mirror-image view (plain --tta, tta=True, also adds the zoom this run trained for).
+    pred = predict_run(rt.run_folds, rt.data, device=CPU, tta="hflip")
     info = load_run(rt.run_folds)
     images = load_images(pred.images.paths, info.config.data.image_size).array
     models = load_models(info, CPU)

@@ -20,6 +20,7 @@ _COMMANDS = {
     "run": "hpo.cli.run:run",
     "train": "hpo.cli.train:train",
     "export": "hpo.cli.export:export",
+    "ensemble": "hpo.cli.ensemble:ensemble",
     "predict": "hpo.cli.predict:predict",
     "score": "hpo.cli.score:score",
     "dashboard": "hpo.cli.dashboard:dashboard",

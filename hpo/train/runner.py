@@ -10,6 +10,10 @@ A run directory holds::
     fold_K/model.pt      state dict of fold K's model (``torch.load(weights_only=True)``)
     fold_K/val_predictions.csv   path, label, pred of fold K's validation images; ``path``
                          relative to ``data_root`` of metrics.json, with ``/``
+    oof.npz              out-of-fold class probabilities of every fold trained so far:
+                         ``path``, ``label``, ``fold`` and ``proba`` (float32, one row per
+                         validation image, in the data set's order); with ``--folds all`` the
+                         whole training set (what ``hpo ensemble`` selects on)
     full/model.pt        instead of the folds, with ``full`` (all data, no validation)
 
 One convention throughout: folds count from 0 (``fold_0``, ``--folds 0,2``), epochs from 1
@@ -49,6 +53,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "val_predictions.csv"
+OOF_FILE = "oof.npz"
 
 
 @dataclass
@@ -135,6 +140,8 @@ def train_run(
         "results": [],
     }
     started = time.perf_counter()
+    oof: dict[int, np.ndarray] = {}  # sample position -> its fold's validation probabilities
+    oof_fold: dict[int, int] = {}
 
     def save_fold(fold: int | None, run: FoldRun) -> None:
         part_dir = out_dir / run.name
@@ -147,6 +154,10 @@ def train_run(
                 samples.labels[run.val_idx],
                 run.fit.val_pred,
             )
+        if fold is not None and run.val_idx is not None and run.fit.val_probs is not None:
+            for i, row in zip(run.val_idx.tolist(), run.fit.val_probs, strict=True):
+                oof[i], oof_fold[i] = row, fold
+            _write_oof(out_dir / OOF_FILE, oof, oof_fold, samples.paths, samples.labels, data_root)
         report["results"].append(run.result().to_dict())
         _summarise(report, started)
         _write_json(out_dir / METRICS_FILE, report)
@@ -287,6 +298,28 @@ def _write_predictions(path: Path, paths: list[str], labels: np.ndarray, pred: n
         writer = csv.writer(f)
         writer.writerow(["path", "label", "pred"])
         writer.writerows(zip(paths, labels.tolist(), pred.tolist(), strict=True))
+
+
+def _write_oof(
+    path: Path,
+    oof: dict[int, np.ndarray],
+    folds: dict[int, int],
+    paths: Sequence[Path],
+    labels: np.ndarray,
+    root: Path,
+) -> None:
+    # Written beside and renamed, like metrics.json; plain arrays (no pickle) in sample order.
+    order = sorted(oof)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(
+            f,
+            path=np.asarray([_relative(paths[i], root) for i in order], dtype=str),
+            label=np.asarray(labels, dtype=np.int64)[order],
+            fold=np.asarray([folds[i] for i in order], dtype=np.int64),
+            proba=np.stack([oof[i] for i in order]).astype(np.float32),
+        )
+    tmp.replace(path)
 
 
 def _summarise(report: dict[str, Any], started: float) -> None:
