@@ -56,7 +56,13 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.exceptions import StorageError
 from hpo.interrupts import held
 
-__all__ = ["CREATE_TOKEN_KEY", "STATE_TOKEN_KEY", "ResilientRDBStorage", "is_connection_error"]
+__all__ = [
+    "CREATE_TOKEN_KEY",
+    "STATE_TOKEN_KEY",
+    "ResilientRDBStorage",
+    "StorageRefused",
+    "is_connection_error",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -104,6 +110,13 @@ _RETRIED = (
 _LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _ROLLED_BACK_STATES = frozenset({"40001", "40P01", "55P03"})
 _SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+
+
+class StorageRefused(StorageError):
+    """The database answered, and refused a call (a full disk, a statement timeout): no outage.
+
+    The storage is there, so the trial in hand can still be failed with the reason.
+    """
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -292,7 +305,7 @@ class ResilientRDBStorage(RDBStorage):
                 except Exception as exc:
                     if not is_connection_error(exc):
                         if _is_database_error(exc):
-                            raise StorageError(
+                            raise StorageRefused(
                                 f"storage {self._masked_url} refused {what}: {_reason(exc)}"
                             ) from exc
                         raise

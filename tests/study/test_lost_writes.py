@@ -7,6 +7,7 @@ the error it raises for a dropped connection. A failed try is the same without t
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -23,7 +24,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from hpo.exceptions import ConfigError, StorageError
-from hpo.study import load_study_spec, open_storage
+from hpo.study import load_study_spec, open_storage, run_worker
 from hpo.study._outage import ResilientRDBStorage, is_connection_error
 from hpo.study._storage import default_grace_period, minimum_grace_period
 from hpo.testing import PostgresServer
@@ -174,7 +175,9 @@ def test_each_call_keeps_its_own_outage_clock(tmp_path: Path) -> None:
     thread.start()
     started = time.monotonic()
     try:
-        with pytest.raises(StorageError, match=r"unreachable for \d+ s \(study.db_outage_seconds: 2\)"):
+        with pytest.raises(
+            StorageError, match=r"unreachable for \d+ s \(study.db_outage_seconds: 2\)"
+        ):
             storage._retry("injected", always_lost)
     finally:
         stop.set()
@@ -268,7 +271,11 @@ def test_connections_carry_server_side_limits(postgres_url: str) -> None:
     with storage.engine.connect() as conn:
         shown = {
             name: conn.execute(sqlalchemy.text(f"SHOW {name}")).scalar()
-            for name in ("idle_in_transaction_session_timeout", "lock_timeout", "statement_timeout")
+            for name in (
+                "idle_in_transaction_session_timeout",
+                "lock_timeout",
+                "statement_timeout",
+            )
         }
         keepalive = conn.execute(sqlalchemy.text("SHOW tcp_keepalives_idle")).scalar()
     assert shown == {
@@ -294,10 +301,8 @@ def test_a_frozen_worker_holding_the_study_lock_is_cut_off(postgres_url: str) ->
         study.ask()  # waits for the lock until the server ends the idle transaction
         waited = time.monotonic() - started
     finally:
-        try:
+        with contextlib.suppress(sqlalchemy.exc.DBAPIError):  # the server ended that session
             transaction.rollback()
-        except sqlalchemy.exc.DBAPIError:
-            pass  # the server ended that session
         conn.close()
     assert 15 <= waited <= 40
     assert len(study.get_trials()) == 1
@@ -315,9 +320,38 @@ def test_an_unsafe_grace_period_is_refused(tmp_path: Path) -> None:
         "study: {heartbeat_interval: 10, db_outage_seconds: 20, grace_period: 30}\n"
         "data: {root: data}\n"
     )
-    with pytest.raises(ConfigError, match=r"s\.yaml: study\.grace_period 30 is too short.*at least 60"):
+    with pytest.raises(
+        ConfigError, match=r"s\.yaml: study\.grace_period 30 is too short.*at least 60"
+    ):
         load_study_spec(path)
     with pytest.raises(ConfigError, match=r"--set study\.grace_period=40: .*at least 60"):
         load_study_spec(path, overrides=["study.grace_period=40"])
     spec = load_study_spec(path, overrides=["study.grace_period=60"])
     assert spec.study.grace_period == 60
+
+
+def test_a_full_disk_fails_the_trial_with_the_reason_and_stops_the_worker(tmp_path: Path) -> None:
+    storage = _storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, outage_limit=30)
+    study = optuna.create_study(study_name="s", storage=storage)
+    full = {"on": False}
+
+    def fill_disk(dbapi_connection: Any, _: Any) -> None:
+        if full["on"]:
+            dbapi_connection.execute("PRAGMA max_page_count = 1")
+
+    sqlalchemy.event.listen(storage.engine, "connect", fill_disk)
+
+    def objective(trial: optuna.Trial) -> float:
+        full["on"] = True
+        storage.engine.dispose()  # new connections see a disk with no room to grow
+        trial.set_user_attr("history", ["x" * 1000] * 1000)
+        return 1.0
+
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"refused set_trial_user_attr: .*full"):
+        run_worker(study, objective, n_trials=3)
+    assert time.monotonic() - started < 10
+    full["on"] = False
+    storage.engine.dispose()
+    trials = optuna.load_study(study_name="s", storage=_storage(storage.url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL]
