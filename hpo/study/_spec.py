@@ -27,6 +27,7 @@ from hpo.exceptions import ConfigError
 from hpo.space import parse_space
 from hpo.study._storage import (
     DEFAULT_OUTAGE_LIMIT,
+    check_study_name,
     default_grace_period,
     minimum_grace_period,
     resolve_storage_url,
@@ -166,7 +167,12 @@ def load_study_spec(
 def study_file(
     name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")
 ) -> Path:
-    """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``."""
+    """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``.
+
+    Raises:
+        ConfigError: ``name`` is not a plain file name (:func:`check_study_name`).
+    """
+    check_study_name(name)
     if config is not None:
         return config
     return studies_dir / f"{name}.yaml"

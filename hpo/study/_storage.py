@@ -15,13 +15,14 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from hpo.exceptions import StorageError
+from hpo.exceptions import ConfigError, StorageError
 from hpo.study._outage import ResilientRDBStorage
 
 __all__ = [
     "ATTEMPT_MARGIN",
     "DEFAULT_OUTAGE_LIMIT",
     "RetryStaleTrial",
+    "check_study_name",
     "default_grace_period",
     "list_study_names",
     "load_study",
@@ -80,13 +81,31 @@ def minimum_grace_period(heartbeat_interval: int, outage_limit: float) -> int:
     return heartbeat_interval + math.ceil(outage_limit) + ATTEMPT_MARGIN
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_study_name(name: str) -> str:
+    """A study name is also a file name (``studies/NAME.yaml``, ``NAME.db``, ``NAME.artifacts``).
+
+    Raises:
+        ConfigError: the name is empty, holds a ``/``, starts with ``.`` or is otherwise not a
+            plain file name, so it could write outside ``studies/`` or hide there.
+    """
+    if not _SAFE_NAME.fullmatch(name) or name.endswith(".yaml"):
+        raise ConfigError(
+            f"study name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(up to 128), starting with a letter or digit, without '.yaml' (e.g. mask-clf)"
+        )
+    return name
+
+
 def resolve_storage_url(
     study_name: str, *, cli: str | None, spec: str | None, studies_dir: Path
 ) -> str:
     """Storage precedence: ``--storage``, ``HPO_STORAGE``, the study file, then SQLite."""
     url = cli or os.environ.get("HPO_STORAGE") or spec
     if not url:
-        return f"sqlite:///{studies_dir / f'{study_name}.db'}"
+        return f"sqlite:///{studies_dir / f'{check_study_name(study_name)}.db'}"
     return normalize_url(url)
 
 
