@@ -166,16 +166,16 @@ def mask_url(url: str) -> str:
 
     Masks the password of the userinfo (even one holding an unencoded ``@``), query parameters
     such as ``password=``, ``sslpassword=`` or ``token=``, and does not trust a malformed URL:
-    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` that
-    holds an ``@`` shows only its scheme.
+    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` shows
+    only its scheme.
     """
     masked = _SECRET_PARAMS.sub(lambda m: f"{m['key']}=***", url)
     start = masked.find("//")
     if start < 0:
-        if "@" in masked or ":" in masked.partition("?")[0].partition(":")[2]:
-            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*", masked)
-            return f"<invalid storage URL: {scheme[0] if scheme else 'no scheme'}:...>"
-        return masked
+        # No URL at all (every SQLAlchemy URL has '//'): whatever follows a scheme may be a
+        # password pasted in the wrong place, so only the scheme is shown.
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)", masked)
+        return f"<invalid storage URL: {scheme[0] + ':...' if scheme else 'no scheme'}>"
     authority = _authority(masked)
     at = authority.rfind("@")
     if at < 0:
