@@ -137,11 +137,12 @@ def summarize_studies(*, storage: str | None, studies_dir: Path) -> list[StudySu
     if storage:
         urls = [resolve_storage_url("", cli=storage, spec=None, studies_dir=studies_dir)]
     else:
-        for path in sorted(p for p in studies_dir.glob("*.yaml") if p.is_file()):
+        for study_path in sorted(p for p in studies_dir.glob("*.yaml") if p.is_file()):
+            name = study_path.stem
             try:
-                files[path.stem] = storage_for(path.stem, cli=None, config=path)
+                files[name] = storage_for(name, cli=None, config=study_path)
             except HPOError as exc:  # one bad study file is one row, not the whole list
-                rows.append(StudySummary(name=path.stem, storage=str(path), error=str(exc)))
+                rows.append(StudySummary(name=name, storage=str(study_path), error=str(exc)))
         urls = sorted({f"sqlite:///{p}" for p in studies_dir.glob("*.db")} | set(files.values()))
     seen: set[str] = set()
     for url in urls:
