@@ -162,6 +162,24 @@ class Space:
             for value in param.extremes()
         ]
 
+    def categorical_choices(self) -> dict[str, tuple[Any, ...]]:
+        """Every categorical parameter's name as suggested, with its choices in order.
+
+        Optuna cannot change a choice list within one study: a joining worker whose lists
+        differ is refused up front (:func:`hpo.study.open_study`).
+        """
+        out: dict[str, tuple[Any, ...]] = {}
+        for path, param in self.params.items():
+            if isinstance(param, Choice):
+                out[path] = tuple(param.choices)
+            elif isinstance(param, Conditional):
+                out[path] = tuple(param.branches)
+                for branch, inner in param.branches.items():
+                    for key, spec in inner.items():
+                        if isinstance(spec, Choice):
+                            out[f"{path}[{branch}].{key}"] = tuple(spec.choices)
+        return out
+
     def grid(self) -> dict[str, list[Any]]:
         """The grid of a space without continuous or conditional parameters (grid sampler)."""
         out: dict[str, list[Any]] = {}

@@ -42,8 +42,15 @@ def list_(storage: str | None, studies_dir: Path) -> None:
         table.add_column(column, justify="right" if column in ("trials", "best") else "left")
     for row in rows:
         if row.error is not None:
+            why = "broken study file" if row.name is not None else "unreachable"
             table.add_row(
-                "?", "-", "-", "-", "-", "-", escape(f"{row.storage} (unreachable: {row.error})")
+                escape(row.name or "?"),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                escape(f"{row.storage} ({why}: {row.error})"),
             )
         elif row.counts is None:
             table.add_row(escape(row.name or "?"), "0", "-", "-", "-", "-", "(not started)")

@@ -11,9 +11,11 @@ import json
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.storages import BaseStorage, RDBStorage
 
 from hpo.exceptions import ConfigError, DataError
+from hpo.space import parse_space
 from hpo.study._spec import StudySpec
 from hpo.study._storage import mask_url
 
@@ -61,6 +63,25 @@ def _first_difference(stored: Any, ours: Any, path: str = "") -> str | None:
     return None
 
 
+def _check_choice_lists(study: optuna.Study, spec: StudySpec) -> None:
+    """Refuse a search space whose choice lists differ from the study's trials' (Optuna cannot
+    sample such a parameter: every trial of the worker would fail)."""
+    source = str(spec.path) if spec.path else spec.name
+    ours = parse_space(spec.search_space, base=spec.fixed_dict(), source=source)
+    choices = ours.categorical_choices()
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            if not isinstance(dist, CategoricalDistribution) or name not in choices:
+                continue
+            if tuple(dist.choices) != choices[name]:
+                raise ConfigError(
+                    f"study {spec.name!r}: search_space {name} offers "
+                    f"{list(choices[name])!r} here but {list(dist.choices)!r} in its trials; "
+                    "Optuna cannot change a choice list within a study, even with "
+                    "--allow-mismatch: keep the list, or use a new study name"
+                )
+
+
 def open_study(
     spec: StudySpec,
     storage: BaseStorage,
@@ -73,7 +94,8 @@ def open_study(
     """Create the study or join it; a worker whose study file or data differ is refused.
 
     Raises:
-        ConfigError: the stored search space or fixed settings differ from this worker's.
+        ConfigError: the stored search space or fixed settings differ from this worker's (with
+            ``allow_mismatch``, only where a choice list differs from the trials').
         DataError: the stored data fingerprint differs from this worker's data.
     """
     study = optuna.create_study(
@@ -91,6 +113,7 @@ def open_study(
         study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fingerprint)
         return study
     if allow_mismatch:
+        _check_choice_lists(study, spec)
         return study
     diff = _first_difference(attrs[SPEC_ATTR], ours)
     where = mask_url(storage.url) if isinstance(storage, RDBStorage) else "the storage"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,7 +25,13 @@ from hpo.config import (
 )
 from hpo.exceptions import ConfigError
 from hpo.space import parse_space
-from hpo.study._storage import DEFAULT_OUTAGE_LIMIT, resolve_storage_url
+from hpo.study._storage import (
+    DEFAULT_OUTAGE_LIMIT,
+    check_study_name,
+    default_grace_period,
+    minimum_grace_period,
+    resolve_storage_url,
+)
 
 __all__ = [
     "StudySettings",
@@ -129,6 +136,9 @@ def load_study_spec(
     except pydantic.ValidationError as exc:
         msg = format_validation_error(exc, str(path), overrides=parsed, prefix="study.")
         raise ConfigError(msg) from None
+    _check_grace_period(
+        settings, str(path), overridden=any(k == "study.grace_period" for k, _ in parsed)
+    )
     try:  # the fixed settings must be valid on their own; a bad --set is blamed as such
         TrainConfig.model_validate({"data": raw["data"], "train": raw["train"]})
     except pydantic.ValidationError as exc:
@@ -157,7 +167,12 @@ def load_study_spec(
 def study_file(
     name: str, *, config: Path | None = None, studies_dir: Path = Path("studies")
 ) -> Path:
-    """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``."""
+    """The study file of study ``name``: ``--config`` if given, else ``studies/NAME.yaml``.
+
+    Raises:
+        ConfigError: ``name`` is not a plain file name (:func:`check_study_name`).
+    """
+    check_study_name(name)
     if config is not None:
         return config
     return studies_dir / f"{name}.yaml"
@@ -175,3 +190,21 @@ def storage_for(name: str, *, cli: str | None, config: Path | None = None) -> st
         section = load_yaml(path).get("study") or {}
         spec_url = section.get("storage") if isinstance(section, dict) else None
     return resolve_storage_url(name, cli=cli, spec=spec_url, studies_dir=path.parent)
+
+
+def _check_grace_period(settings: StudySettings, source: str, *, overridden: bool) -> None:
+    """Refuse a grace period that a worker riding out an outage could outlast, trial alive."""
+    if settings.grace_period is None:
+        return
+    hb, outage = settings.heartbeat_interval, settings.db_outage_seconds
+    least = minimum_grace_period(hb, outage)
+    if settings.grace_period >= least:
+        return
+    where = f"--set study.grace_period={settings.grace_period}" if overridden else source
+    margin = least - hb - math.ceil(outage)
+    raise ConfigError(
+        f"{where}: study.grace_period {settings.grace_period} is too short: a worker riding "
+        f"out a database outage may be silent for heartbeat_interval ({hb}) + "
+        f"db_outage_seconds ({outage:g}) + {margin} s for one attempt; use at least {least}, "
+        f"or leave it out (default {default_grace_period(hb, outage)})"
+    )

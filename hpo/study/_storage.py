@@ -13,15 +13,21 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
 
-from hpo.exceptions import StorageError
+from hpo.exceptions import ConfigError, StorageError
 from hpo.study._outage import ResilientRDBStorage
 
 __all__ = [
+    "ATTEMPT_MARGIN",
     "DEFAULT_OUTAGE_LIMIT",
+    "RetryStaleTrial",
+    "check_study_name",
+    "default_grace_period",
     "list_study_names",
     "load_study",
     "mask_url",
+    "minimum_grace_period",
     "normalize_url",
     "open_storage",
     "resolve_storage_url",
@@ -30,8 +36,67 @@ __all__ = [
 
 _CREATE_ATTEMPTS = 5
 _CONNECT_TIMEOUT = 10
+_SQLITE_BUSY_TIMEOUT = 5
 DEFAULT_OUTAGE_LIMIT = 120.0
 """Seconds a worker waits for an unreachable database (``study.db_outage_seconds``)."""
+ATTEMPT_MARGIN = 30
+"""Seconds one storage attempt may take on top of the outage limit (a connect timeout, a busy
+SQLite file, a lock held until the server ends an idle transaction): part of every grace
+period, so a worker that rides out an outage never finds its own trial judged stale."""
+
+# Server-side limits on every PostgreSQL connection, so a worker that vanishes (killed, frozen,
+# cut off) cannot hold a row lock for long: the server ends its idle transaction, finds its
+# socket dead through keepalives, and a statement or a lock wait cannot run for ever.
+_POSTGRES_OPTIONS = {
+    "idle_in_transaction_session_timeout": "20s",
+    "lock_timeout": "25s",
+    "statement_timeout": "120s",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "20000",
+}
+_POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": _CONNECT_TIMEOUT,  # an unreachable host fails a try, not hangs it
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20000,
+    "options": " ".join(f"-c {key}={value}" for key, value in _POSTGRES_OPTIONS.items()),
+}
+
+
+def default_grace_period(heartbeat_interval: int, outage_limit: float) -> int:
+    """Seconds without a heartbeat before a trial is stale, unless the study file says.
+
+    A worker cut off from the database for up to ``outage_limit`` seconds keeps its trial:
+    its next heartbeat may come an interval, an outage and one attempt's own time late.
+    """
+    return max(2 * heartbeat_interval, minimum_grace_period(heartbeat_interval, outage_limit))
+
+
+def minimum_grace_period(heartbeat_interval: int, outage_limit: float) -> int:
+    """The shortest safe grace period: shorter, a live worker's trial can be judged stale."""
+    return heartbeat_interval + math.ceil(outage_limit) + ATTEMPT_MARGIN
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_study_name(name: str) -> str:
+    """A study name is also a file name (``studies/NAME.yaml``, ``NAME.db``, ``NAME.artifacts``).
+
+    Raises:
+        ConfigError: the name is empty, holds a ``/``, starts with ``.`` or is otherwise not a
+            plain file name, so it could write outside ``studies/`` or hide there.
+    """
+    if not _SAFE_NAME.fullmatch(name) or name.endswith(".yaml"):
+        raise ConfigError(
+            f"study name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(up to 128), starting with a letter or digit, without '.yaml' (e.g. mask-clf)"
+        )
+    return name
 
 
 def resolve_storage_url(
@@ -40,7 +105,7 @@ def resolve_storage_url(
     """Storage precedence: ``--storage``, ``HPO_STORAGE``, the study file, then SQLite."""
     url = cli or os.environ.get("HPO_STORAGE") or spec
     if not url:
-        return f"sqlite:///{studies_dir / f'{study_name}.db'}"
+        return f"sqlite:///{studies_dir / f'{check_study_name(study_name)}.db'}"
     return normalize_url(url)
 
 
@@ -101,16 +166,16 @@ def mask_url(url: str) -> str:
 
     Masks the password of the userinfo (even one holding an unencoded ``@``), query parameters
     such as ``password=``, ``sslpassword=`` or ``token=``, and does not trust a malformed URL:
-    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` that
-    holds an ``@`` shows only its scheme.
+    whatever comes between ``//`` and the last ``@`` is hidden, and a URL without ``//`` shows
+    only its scheme.
     """
     masked = _SECRET_PARAMS.sub(lambda m: f"{m['key']}=***", url)
     start = masked.find("//")
     if start < 0:
-        if "@" in masked or ":" in masked.partition("?")[0].partition(":")[2]:
-            scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*", masked)
-            return f"<invalid storage URL: {scheme[0] if scheme else 'no scheme'}:...>"
-        return masked
+        # No URL at all (every SQLAlchemy URL has '//'): whatever follows a scheme may be a
+        # password pasted in the wrong place, so only the scheme is shown.
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)", masked)
+        return f"<invalid storage URL: {scheme[0] + ':...' if scheme else 'no scheme'}>"
     authority = _authority(masked)
     at = authority.rfind("@")
     if at < 0:
@@ -153,9 +218,8 @@ def open_storage(
         url: Storage URL.
         heartbeat_interval: Seconds between running trials' heartbeats; None for none (readers
             such as the dashboard or ``hpo export``).
-        grace_period: Seconds without a heartbeat before a trial is stale; None for the
-            default, ``max(2 * heartbeat_interval, heartbeat_interval + outage_limit)``: a
-            worker cut off from the database for up to ``outage_limit`` seconds keeps its trial.
+        grace_period: Seconds without a heartbeat before a trial is stale; None for
+            :func:`default_grace_period`.
         max_retry: How often a stale trial is re-queued with the same parameters.
         create: Create a missing SQLite file; False for commands that only read an existing
             study (a typo must not leave an empty database behind).
@@ -176,7 +240,7 @@ def open_storage(
         if not path.parent.exists():
             raise StorageError(f"storage {mask_url(url)}: folder {path.parent} does not exist")
     if heartbeat_interval and grace_period is None:
-        grace_period = max(2 * heartbeat_interval, heartbeat_interval + math.ceil(outage_limit))
+        grace_period = default_grace_period(heartbeat_interval, outage_limit)
     return _rdb_storage(
         url,
         heartbeat_interval=heartbeat_interval,
@@ -196,20 +260,20 @@ def _rdb_storage(
 ) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if sqlalchemy.make_url(url).get_backend_name() == "sqlite":
-        # Many workers on one machine share the file: wait for the lock instead of failing.
-        engine_kwargs["connect_args"] = {"timeout": 60}
+        # Many workers on one machine share the file: a try waits a little for the lock, then
+        # fails as "database is locked" and is retried inside the call's outage clock.
+        engine_kwargs["connect_args"] = {"timeout": min(_SQLITE_BUSY_TIMEOUT, outage_limit)}
     else:
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["pool_size"] = 2
         engine_kwargs["max_overflow"] = 4
         if sqlalchemy.make_url(url).get_backend_name() == "postgresql":
-            # An unreachable host must fail a try (to be retried), not hang it.
-            engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
+            engine_kwargs["connect_args"] = dict(_POSTGRES_CONNECT_ARGS)
     callback = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if heartbeat_interval:
-            callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            callback = RetryStaleTrial(max_retry=max_retry)
     for attempt in range(_CREATE_ATTEMPTS):
         try:
             with warnings.catch_warnings():
@@ -233,6 +297,22 @@ def _rdb_storage(
                 continue
             raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
     raise AssertionError("unreachable")
+
+
+_DISCARDED_ATTR = "hpo:discarded"  # TODO(merge): from hpo.study._record
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Re-queue a stale trial with the same parameters, unless it was discarded.
+
+    A trial discarded over the study's total (its worker lost the race for the last slot) has
+    no result to retry: re-queued, its copy would inherit the mark, run, and never count.
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if _DISCARDED_ATTR in trial.user_attrs:
+            return
+        super().__call__(study, trial)
 
 
 def list_study_names(storage: BaseStorage) -> list[str]:

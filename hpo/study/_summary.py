@@ -15,7 +15,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.exceptions import StorageError
+from hpo.exceptions import HPOError, StorageError
 from hpo.study._spec import storage_for
 from hpo.study._storage import (
     list_study_names,
@@ -97,13 +97,14 @@ class StudySummary:
     """One row of ``hpo studies list``.
 
     Attributes:
-        name: The study's name; None for a storage that could not be opened.
+        name: The study's name; None for a storage that could not be opened, the file's name
+            for a study file that could not be read.
         storage: Its storage URL, password masked (for a study not started, the one its study
             file names).
         counts: Trials per state (as ``state_counts``); None for a study file not started yet
             or an unreachable storage.
         best: The best complete trial's value, if any.
-        error: Why the storage could not be opened, else None.
+        error: Why the storage (or, with a name, the study file) could not be read, else None.
     """
 
     name: str | None
@@ -132,16 +133,17 @@ def summarize_studies(*, storage: str | None, studies_dir: Path) -> list[StudySu
     """
     storage = storage or os.environ.get("HPO_STORAGE")
     files: dict[str, str] = {}  # study file's name -> the storage it resolves to
+    rows: list[StudySummary] = []
     if storage:
         urls = [resolve_storage_url("", cli=storage, spec=None, studies_dir=studies_dir)]
     else:
-        files = {
-            p.stem: storage_for(p.stem, cli=None, config=p)
-            for p in sorted(studies_dir.glob("*.yaml"))
-            if p.is_file()
-        }
+        for study_path in sorted(p for p in studies_dir.glob("*.yaml") if p.is_file()):
+            name = study_path.stem
+            try:
+                files[name] = storage_for(name, cli=None, config=study_path)
+            except HPOError as exc:  # one bad study file is one row, not the whole list
+                rows.append(StudySummary(name=name, storage=str(study_path), error=str(exc)))
         urls = sorted({f"sqlite:///{p}" for p in studies_dir.glob("*.db")} | set(files.values()))
-    rows: list[StudySummary] = []
     seen: set[str] = set()
     for url in urls:
         path = sqlite_file(url)

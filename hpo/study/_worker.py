@@ -7,7 +7,9 @@ with no free slot waits for the trials of other workers to end (one may fail and
 
 A database outage is ridden out by the storage (:mod:`hpo.study._outage`); when it lasts past
 ``study.db_outage_seconds`` the worker stops with a ``StorageError`` and leaves its trial
-RUNNING: once the database is back, another worker finds it stale and runs it again.
+RUNNING: once the database is back, another worker finds it stale and runs it again. A database
+that answers but refuses a write (a full disk) is no outage: the worker fails its trial with the
+reason, as far as the database still lets it, and stops.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import StorageError
+from hpo.study._outage import StorageRefused
 from hpo.study._summary import DISCARDED_ATTR, FINISHED
 
 __all__ = ["WorkerResult", "run_worker"]
@@ -127,6 +130,9 @@ def run_worker(
             raise _OverCap
         try:
             return objective(trial)
+        except StorageRefused as exc:
+            _fail_refused(study, trial, exc)
+            raise _StorageLost(exc) from None
         except StorageError as exc:
             raise _StorageLost(exc) from None
 
@@ -185,6 +191,18 @@ def run_worker(
         if exhaustible and cast(Any, study.sampler).is_exhausted(study):
             result.stopped_by = "exhausted"
             return result
+
+
+def _fail_refused(study: optuna.Study, trial: optuna.Trial, error: StorageRefused) -> None:
+    """Fail the trial whose write the database refused, saying why, as far as it still can."""
+    for write in (
+        lambda: trial.set_user_attr("fail_reason", f"StorageRefused: {error}"),
+        lambda: study.tell(trial, state=TrialState.FAIL),
+    ):
+        try:
+            write()
+        except Exception as exc:  # the same refusal, most likely: the stale check takes over
+            _log.warning("trial %d not marked failed: %s", trial.number, exc)
 
 
 def _taken_over(study: optuna.Study, number: int) -> bool:

@@ -31,6 +31,8 @@ CliRun = Callable[..., tuple[int, str, str]]
         ("postgresql//u:hunter2@host/db", "hunter2", "host/db"),
         ("postgresql:u:hunter2@host/db", "hunter2", "postgresql"),
         ("sqlite:///studies/a@b.db", "\0", "sqlite:///studies/a@b.db"),
+        ("justtext:hunter2", "hunter2", "<invalid storage URL: justtext:...>"),
+        ("hunter2", "hunter2", "<invalid storage URL: no scheme>"),
     ],
 )
 def test_every_credential_form_is_masked(url: str, secret: str, kept: str) -> None:

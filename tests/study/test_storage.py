@@ -235,6 +235,8 @@ def test_summarize_studies_reads_the_folder_and_each_study_files_storage(
     (folder / "beta.yaml").write_text("{}\n")  # never run: its default database does not exist
     down = f"postgresql://hpo:s3cret@127.0.0.1:{_free_port()}/hpo"
     (folder / "remote.yaml").write_text(f"study: {{storage: '{down}'}}\n")
+    (folder / "broken.yaml").write_text("study: [unclosed\n")  # one bad file, one row
+    (folder / "bad name.yaml").write_text("{}\n")
 
     rows = summarize_studies(storage=None, studies_dir=folder)
     by_name = {row.name: row for row in rows}
@@ -244,8 +246,10 @@ def test_summarize_studies_reads_the_folder_and_each_study_files_storage(
     # Not started: no counts, and no database created for them.
     assert by_name["beta"].counts is None and not (folder / "beta.db").exists()
     assert by_name["remote"].counts is None
-    (unreachable,) = [row for row in rows if row.error is not None]
+    (unreachable,) = [row for row in rows if row.error is not None and row.name is None]
     assert unreachable.name is None and "s3cret" not in unreachable.storage + unreachable.error
+    assert by_name["broken"].error is not None and "broken.yaml" in by_name["broken"].error
+    assert by_name["bad name"].error is not None and "not allowed" in by_name["bad name"].error
 
     # One storage named: only its studies, and an error opening it is raised.
     only = summarize_studies(storage=f"sqlite:///{folder / 'other.db'}", studies_dir=folder)
