@@ -560,6 +560,14 @@ def remove_entry(files: EntryFiles) -> bool:
         files.npy.unlink(missing_ok=True)
         files.meta.unlink(missing_ok=True)
         files.status.unlink(missing_ok=True)
+        # Its lock files go too. Anyone who opens them from now on creates new ones; a process
+        # already blocked on the old .use file at worst maps a rebuilt entry that a later prune
+        # deletes under it (its pixels stay valid until it exits).
+        building = _try_exclusive(files.lock) if files.lock.exists() else None
+        if building is not None:
+            files.lock.unlink(missing_ok=True)
+            building.close()
+        files.use.unlink(missing_ok=True)
     finally:
         held.close()
     return True

@@ -513,6 +513,7 @@ def test_prune_by_age_and_size_keeps_entries_in_use(demo_root: Path, tmp_path: P
     removed = prune_cache(tmp_path, max_size=0)
     assert sorted(e.image_size for e in removed) == [(16, 12), (28, 24)]
     assert list_cache(tmp_path) == []
+    assert not list(tmp_path.glob("images-*")), "their lock files went with them"
     assert load_images(paths, (16, 12), cache_dir=tmp_path).ok.all(), "rebuilt when used again"
 
 
