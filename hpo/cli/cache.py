@@ -146,7 +146,7 @@ def _images(entry: CacheEntry) -> str:
 
 def _state(entry: CacheEntry) -> str:
     if entry.problem is not None:
-        return f"damaged: {entry.problem}"
+        return f"unusable: {entry.problem}"
     return "in use" if entry.in_use else ""
 
 

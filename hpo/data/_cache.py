@@ -230,17 +230,25 @@ def decode_error(path: Path, exc: BaseException) -> str:
     return f"cannot decode image: {text or type(exc).__name__}"
 
 
+# Errors of the system, not of a file's content: the same file may read fine on the next try.
+# (A permission error is not among them: fixing it changes the file's ctime, so its key.)
+# fmt: off
+_TRANSIENT_NAMES = (
+    "EIO", "EMFILE", "ENFILE", "ENOMEM", "ENOBUFS", "EAGAIN", "EINTR", "EBUSY", "ESTALE",
+    "ETIMEDOUT", "ECONNRESET", "ECONNABORTED", "EHOSTDOWN", "EHOSTUNREACH", "ENETDOWN",
+    "ENETUNREACH", "ENOLINK", "EREMOTEIO", "ENXIO", "ENODEV",
+)
+# fmt: on
+_TRANSIENT = {getattr(errno, name) for name in _TRANSIENT_NAMES if hasattr(errno, name)}
+
+
 def _is_read_error(exc: BaseException) -> bool:
-    """An error of the system rather than of the file's content (a failing disk, too many
-    open files, no memory): the next build may well read the file, so it is never cached."""
+    """A failing disk or network file system, too many open files, no memory: the next build
+    may well read the file, so the failure is never cached. Pillow's decoder errors
+    (unidentified image, truncated data) carry no errno and make the row bad."""
     if isinstance(exc, MemoryError):
         return True
-    # Pillow's decoder errors (unidentified image, truncated data) are OSErrors without errno.
-    return (
-        isinstance(exc, OSError)
-        and exc.errno is not None
-        and not isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError))
-    )
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT
 
 
 def _read_failed(path: Path, exc: BaseException) -> BaseException:

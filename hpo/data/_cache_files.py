@@ -232,7 +232,10 @@ def read_sidecar(files: EntryFiles) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise CorruptEntry("its sidecar is not a JSON object")
     if record.get("version") != VERSION:
-        raise CorruptEntry(f"its sidecar has version {record.get('version')!r}, not {VERSION}")
+        raise CorruptEntry(
+            f"made by another version of hpo (cache version {record.get('version')!r}; this one "
+            f"reads {VERSION})"
+        )
 
     def ints(value: object, n: int | None = None) -> bool:
         return (

@@ -581,3 +581,20 @@ def test_private_by_default(demo_root: Path, tmp_path: Path) -> None:
     for suffix in ("npy", "json"):
         (path,) = tmp_path.glob(f"images-*.{suffix}")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_an_error_of_the_file_itself_is_a_bad_row(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = some_paths(demo_root)
+    real_open = Image.open
+
+    def refusing_open(path: Path, *args: object, **kwargs: object) -> Image.Image:
+        if Path(path) == paths[3]:  # fixing it (chmod) changes its ctime, so the cache key
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", refusing_open)
+    images = load_images(paths, SIZE, cache_dir=tmp_path, skip_bad_files=True)
+    assert images.ok.tolist() == [i != 3 for i in range(12)]
+    assert "Permission denied" in images.bad[0][1]
