@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpo.data._cache import DecodedImages, ImageRows, decode_image, default_cache_dir, load_images
-from hpo.data._cache_files import CacheEntry, list_cache, prune_cache, verify_cache
+from hpo.data._cache_admin import CacheEntry, list_cache, prune_cache, verify_cache
 from hpo.data._corrections import CORRECTION_FIELDS
 from hpo.data._labels import (
     FACTORS,

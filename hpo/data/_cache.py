@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from hpo.data._cache_admin import prune_cache
 from hpo.data._cache_files import (
     CHUNK,
     VERSION,
@@ -41,7 +42,6 @@ from hpo.data._cache_files import (
     cache_settings,
     checksums,
     make_directory,
-    prune_cache,
     read_sidecar,
     reserve,
     set_mode,
