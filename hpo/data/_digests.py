@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["content_digests", "file_stamp"]
 
-_MEMO_VERSION = 1
+_MEMO_VERSION = 2
 
 
 def file_stamp(path: Path) -> str:
@@ -33,7 +33,8 @@ def file_stamp(path: Path) -> str:
 def _digest(path: Path) -> str:
     try:
         with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+            # SHA-256: hardware-accelerated on most CPUs, faster here than BLAKE2.
+            return hashlib.file_digest(handle, "sha256").hexdigest()[:32]
     except OSError:
         return "missing"
 
