@@ -27,6 +27,7 @@ _COMMANDS = {
     "studies": "hpo.cli.studies:studies",
     "data": "hpo.cli.data:data",
     "models": "hpo.cli.models:models",
+    "cache": "hpo.cli.cache:cache",
 }
 
 

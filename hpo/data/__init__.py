@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpo.data._cache import DecodedImages, decode_image, default_cache_dir, load_images
+from hpo.data._cache import DecodedImages, ImageRows, decode_image, default_cache_dir, load_images
+from hpo.data._cache_admin import CacheEntry, list_cache, prune_cache, verify_cache
 from hpo.data._corrections import CORRECTION_FIELDS
 from hpo.data._labels import (
     FACTORS,
@@ -33,9 +34,11 @@ __all__ = [
     "FACTORS",
     "MASK_CLASS_NAMES",
     "NUM_MASK_CLASSES",
+    "CacheEntry",
     "CheckReport",
     "DecodedImages",
     "EvalSet",
+    "ImageRows",
     "LoadedData",
     "Problem",
     "Samples",
@@ -47,12 +50,15 @@ __all__ = [
     "default_cache_dir",
     "encode_label",
     "kfold_splits",
+    "list_cache",
     "load_eval",
     "load_images",
     "load_samples",
     "load_training_data",
     "make_demo_data",
     "prepare_batch",
+    "prune_cache",
+    "verify_cache",
 ]
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hpo.data._cache import DecodedImages, load_images
+from hpo.data._cache import DecodedImages, default_cache_dir, load_images
+from hpo.data._cache_files import cache_settings
+from hpo.data._digests import content_digests
 from hpo.data._read import read_data
 from hpo.data._table import Samples, raise_problems
 from hpo.exceptions import DataError
@@ -68,12 +70,21 @@ def load_samples(cfg: DataConfig) -> Samples:
     return samples
 
 
-def load_training_data(cfg: DataConfig, *, progress: bool = False) -> LoadedData:
+def load_training_data(
+    cfg: DataConfig,
+    *,
+    progress: bool = False,
+    advance: Callable[[int, int], None] | None = None,
+) -> LoadedData:
     """Samples plus decoded pixels (from the shared cache), with bad images handled per ``cfg``.
+
+    With bad images skipped, the pixels stay the shared memory map: the kept rows are an index
+    into it (:class:`hpo.data.ImageRows`), not a private copy.
 
     Args:
         cfg: The data settings; ``skip_bad_files`` decides what a corrupt image does.
-        progress: Show a progress bar while the cache is built.
+        progress: Ignored (the library draws nothing); pass ``advance``.
+        advance: Called as ``advance(done, total)`` while the cache is built, for progress.
 
     Raises:
         DataError: as ``load_samples``; or an image does not decode and
@@ -85,8 +96,8 @@ def load_training_data(cfg: DataConfig, *, progress: bool = False) -> LoadedData
         cfg.image_size,
         cache_dir=cfg.cache_dir,
         skip_bad_files=cfg.skip_bad_files,
-        progress=progress,
         crop=cfg.crop,
+        advance=advance,
     )
     if not images.bad:
         return LoadedData(samples, images)
@@ -106,22 +117,23 @@ def load_training_data(cfg: DataConfig, *, progress: bool = False) -> LoadedData
         listed,
         more,
     )
-    kept = DecodedImages(
-        array=np.asarray(images.array[keep]), ok=np.ones(len(keep), dtype=bool), bad=images.bad
-    )
-    return LoadedData(samples.subset(keep), kept)
+    return LoadedData(samples.subset(keep), images.subset(keep))
 
 
 def data_fingerprint(cfg: DataConfig, samples: Samples) -> str:
     """A short hex digest of what a model trained on this data sees.
 
-    It changes when a file (its name within its folder, or its size), a label, a group, the
+    It changes when a file (its name within its folder, or its content), a label, a group, the
     image size, the crop, the format or the corrections file change, and not with the spelling of
     ``data.root``, the cache folder or ``skip_bad_files``: a worker on another machine mounting
-    the same data elsewhere gets the same fingerprint.
+    the same data elsewhere gets the same fingerprint. Each file's content digest is remembered
+    in the cache folder with its size, mtime, inode and ctime (what the image cache's key
+    holds), so only new or changed files are read again, and an edit in place that keeps the
+    mtime still changes the fingerprint.
 
     Raises:
-        DataError: the corrections file cannot be read.
+        DataError: the corrections file cannot be read; an ``HPO_CACHE_*`` variable does not
+            parse.
     """
     digest = hashlib.sha256()
     header = {
@@ -138,13 +150,12 @@ def data_fingerprint(cfg: DataConfig, samples: Samples) -> str:
         except OSError as exc:
             raise DataError(f"{cfg.corrections}: cannot read corrections: {exc}") from None
     labels, strata = samples.labels.tolist(), samples.strata.tolist()
-    rows = zip(samples.paths, labels, samples.groups, strata, strict=True)
-    for path, label, group, stratum in rows:
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            size = -1
+    settings = cache_settings()
+    memo = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_dir()
+    contents = content_digests(samples.paths, memo, group=settings.group)
+    rows = zip(samples.paths, contents, labels, samples.groups, strata, strict=True)
+    for path, content, label, group, stratum in rows:
         digest.update(
-            f"{path.parent.name}/{path.name}\0{size}\0{label}\0{group}\0{stratum}\n".encode()
+            f"{path.parent.name}/{path.name}\0{content}\0{label}\0{group}\0{stratum}\n".encode()
         )
     return digest.hexdigest()[:16]

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import errno
+import gc
+import io
+import json
 import logging
 import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+import hpo.data._cache as cache_module
 from hpo.config import DataConfig
-from hpo.data import decode_image, load_images, load_samples, load_training_data
+from hpo.data import (
+    ImageRows,
+    decode_image,
+    list_cache,
+    load_images,
+    load_samples,
+    load_training_data,
+    prune_cache,
+)
 from hpo.exceptions import DataError
 
 from .helpers import image_of, person_dirs
@@ -168,3 +189,412 @@ def test_training_data_rows_match_samples(demo_root: Path) -> None:
     loaded = load_training_data(DataConfig(root=demo_root, image_size=SIZE))
     assert len(loaded.images.array) == len(loaded.samples) == len(loaded.images.ok)
     assert loaded.images.bad == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Never wrong pixels: an edit in place with the mtime kept, damaged bytes, a transient read error.
+
+
+def _bmp(path: Path, colour: tuple[int, int, int]) -> None:
+    Image.new("RGB", (24, 32), colour).save(path, format="BMP")  # same size for any colour
+
+
+def test_edit_in_place_with_mtime_restored_gives_new_pixels(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bmp", tmp_path / "b.bmp"]
+    _bmp(paths[0], (255, 0, 0))
+    _bmp(paths[1], (0, 255, 0))
+    first = load_images(paths, SIZE, cache_dir=tmp_path / "cache")
+    assert first.array[0, 0, 0].tolist() == [255, 0, 0]
+    before = os.stat(paths[0])
+    with open(paths[0], "r+b") as handle:  # in place: same inode, same size
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 32), (0, 0, 255)).save(buffer, format="BMP")
+        handle.write(buffer.getvalue())
+    os.utime(paths[0], ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p / rsync -a do
+    after = os.stat(paths[0])
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    second = load_images(paths, SIZE, cache_dir=tmp_path / "cache")
+    assert second.array[0, 0, 0].tolist() == [0, 0, 255], "the new pixels, not the cached ones"
+
+
+def _flip_bytes(path: Path, count: int = 650) -> None:
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for i in rng.choice(np.arange(128, len(data)), size=count, replace=False):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _zero_second_half(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    half = len(data) // 2
+    data[half:] = bytes(len(data) - half)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_flip_bytes, _zero_second_half])
+def test_damaged_cache_is_detected_and_rebuilt(
+    demo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: object
+) -> None:
+    paths = some_paths(demo_root)
+    fresh = np.array(load_images(paths, SIZE, cache_dir=tmp_path).array)
+    (cache,) = npy_files(tmp_path)
+    damage(cache)  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING):
+        again = load_images(paths, SIZE, cache_dir=tmp_path)
+    assert "fails its checksum" in caplog.text and "rebuilding" in caplog.text
+    assert np.array_equal(again.array, fresh)
+
+
+def test_big_entries_are_checked_by_samples_that_include_the_end(
+    demo_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache_module, "CHUNK", 512)  # ~50 chunks: a sample is checked on open
+    paths = some_paths(demo_root)
+    fresh = np.array(load_images(paths, SIZE, cache_dir=tmp_path).array)
+    (cache,) = npy_files(tmp_path)
+    assert len(json.loads(cache.with_suffix(".json").read_text())["crc32"]) > 20
+    _zero_second_half(cache)
+    with caplog.at_level(logging.WARNING):
+        again = load_images(paths, SIZE, cache_dir=tmp_path)
+    assert "fails its checksum" in caplog.text
+    assert np.array_equal(again.array, fresh)
+
+
+@pytest.mark.parametrize("edit", ["drop bad", "mistype bad", "drop crc32", "not an object"])
+def test_malformed_sidecar_is_a_damaged_entry_not_a_traceback(
+    demo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, edit: str
+) -> None:
+    paths = some_paths(demo_root, 4)
+    fresh = np.array(load_images(paths, SIZE, cache_dir=tmp_path).array)
+    (sidecar,) = tmp_path.glob("images-*.json")
+    record = json.loads(sidecar.read_text())
+    if edit == "drop bad":
+        del record["bad"]
+    elif edit == "mistype bad":
+        record["bad"] = [[0, "x"]]
+    elif edit == "drop crc32":
+        del record["crc32"]
+    else:
+        record = [record]
+    sidecar.write_text(json.dumps(record))
+    with caplog.at_level(logging.WARNING):
+        again = load_images(paths, SIZE, cache_dir=tmp_path)
+    assert "damaged" in caplog.text and "rebuilding" in caplog.text
+    assert np.array_equal(again.array, fresh)
+    assert "bad" in json.loads(sidecar.read_text()), "rebuilt with a whole sidecar"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(errno.EIO, "Input/output error"), OSError(errno.EMFILE, "Too many open files")],
+)
+def test_read_error_aborts_the_build_and_is_not_cached(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    paths = some_paths(demo_root)
+    real_open = Image.open
+    failed: list[Path] = []
+
+    def flaky_open(path: Path, *args: object, **kwargs: object) -> Image.Image:
+        if Path(path) == paths[3] and not failed:  # fault injection: fails once
+            failed.append(Path(path))
+            raise error
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", flaky_open)
+    with pytest.raises(DataError, match=rf"{paths[3]}: cannot read \({error.strerror}\)"):
+        load_images(paths, SIZE, cache_dir=tmp_path)
+    assert npy_files(tmp_path) == [], "nothing was cached"
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    images = load_images(paths, SIZE, cache_dir=tmp_path)  # the next run reads it fine
+    assert images.ok.all() and images.bad == []
+    assert np.array_equal(images.array[3], decode_image(paths[3], SIZE))
+
+
+def test_memory_error_aborts_the_build(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = some_paths(demo_root)
+
+    def no_memory(path: Path, *args: object, **kwargs: object) -> Image.Image:
+        raise MemoryError
+
+    monkeypatch.setattr(Image, "open", no_memory)
+    with pytest.raises(MemoryError):
+        load_images(paths, SIZE, cache_dir=tmp_path)
+    assert npy_files(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Never a full disk, never a silent hang: a small tmpfs, a killed and a stopped builder.
+
+_LOAD = """
+import sys, time
+from pathlib import Path
+import hpo.data._cache as c
+delay = float(sys.argv[3])
+if delay:
+    real = c.decode_image
+    def slow(*args, **kwargs):
+        time.sleep(delay)
+        return real(*args, **kwargs)
+    c.decode_image = slow
+paths = [Path(p) for p in sys.argv[4:]]
+size = tuple(int(v) for v in sys.argv[2].split("x"))
+images = c.load_images(paths, size, cache_dir=Path(sys.argv[1]))
+print("rows", len(images), "ok", int(images.ok.sum()), "std", float(images.array.std()))
+"""
+
+
+def _loader(
+    cache: Path, paths: list[Path], size: tuple[int, int], delay: float = 0.0
+) -> subprocess.Popen[str]:
+    args = [str(cache), f"{size[0]}x{size[1]}", str(delay), *map(str, paths)]
+    return subprocess.Popen(
+        [sys.executable, "-c", _LOAD, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 300 KB tmpfs (needs root and mount; skipped where it cannot be mounted)."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_falls_back_to_memory_and_leaves_nothing(
+    demo_root: Path, small_tmpfs: Path
+) -> None:
+    paths = some_paths(demo_root)  # 12 images at 128x96: 442 KB, more than the 300 KB disk
+    loader = _loader(small_tmpfs, paths, (128, 96))
+    out, err = loader.communicate(timeout=300)
+    assert loader.returncode == 0, f"exit {loader.returncode}: {err}"
+    assert "rows 12 ok 12" in out
+    assert "no space left" in err and "decoding into memory" in err, err
+    left = [p.name for p in small_tmpfs.iterdir() if p.suffix in (".npy", ".tmp", ".json")]
+    assert left == [], "no temporary file fills the disk"
+    assert shutil.disk_usage(small_tmpfs).used < 50_000
+
+
+def test_file_size_limit_falls_back_to_memory_and_leaves_nothing(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    limited = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))\n"
+    )
+    args = [str(tmp_path / "cache"), "128x96", "0", *map(str, some_paths(demo_root))]
+    done = subprocess.run(
+        [sys.executable, "-c", limited + _LOAD, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr}"
+    assert "rows 12 ok 12" in done.stdout and "decoding into memory" in done.stderr
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.suffix in (".npy", ".tmp")]
+
+
+def test_leftovers_of_a_killed_builder_are_removed(demo_root: Path, tmp_path: Path) -> None:
+    paths = some_paths(demo_root)
+    cache = tmp_path / "cache"
+    builder = _loader(cache, paths, SIZE, delay=0.5)
+    try:
+        _wait_for(lambda: any(cache.glob(".images-*.npy.tmp")), "the builder's temporary file")
+    finally:
+        builder.kill()  # SIGKILL: no cleanup runs
+        builder.wait()
+    assert list(cache.glob(".images-*.tmp")), "the killed builder left its temporary file"
+    images = load_images(paths, SIZE, cache_dir=cache)
+    assert images.ok.all()
+    assert not list(cache.glob(".images-*.tmp")), "leftovers removed under the lock"
+
+
+def test_waiting_for_a_stopped_builder_says_who_and_gives_up(
+    demo_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = some_paths(demo_root)
+    cache = tmp_path / "cache"
+    builder = _loader(cache, paths, SIZE, delay=0.3)
+
+    def progressed() -> bool:
+        try:
+            return json.loads(next(cache.glob("*.status")).read_text())["done"] > 0
+        except (StopIteration, ValueError, OSError):
+            return False
+
+    try:
+        _wait_for(progressed, "the builder's progress")
+        os.kill(builder.pid, signal.SIGSTOP)
+        monkeypatch.setenv("HPO_CACHE_WAIT", "2s")
+        seen: list[tuple[int, int]] = []
+        with caplog.at_level(logging.INFO), pytest.raises(DataError) as raised:
+            load_images(paths, SIZE, cache_dir=cache, advance=lambda d, t: seen.append((d, t)))
+        message = str(raised.value)
+        assert f"pid {builder.pid}" in message and "of 12 images decoded" in message
+        assert "HPO_CACHE_WAIT" in message and "\n" not in message
+        assert f"pid {builder.pid}" in caplog.text, "the wait is reported while it lasts"
+        assert seen and seen[-1][1] == 12, "the builder's progress reaches the waiting caller"
+    finally:
+        os.kill(builder.pid, signal.SIGCONT)
+        _, err = builder.communicate(timeout=120)
+    assert builder.returncode == 0, err
+    assert load_images(paths, SIZE, cache_dir=cache).ok.all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache does not only grow; skipping bad files keeps the shared map; group-shared files.
+
+
+def _age(cache: Path, key_of: Path, seconds: float) -> None:
+    sidecar = key_of.with_suffix(".json")
+    when = time.time() - seconds
+    os.utime(sidecar, (when, when))
+
+
+def test_prune_by_age_and_size_keeps_entries_in_use(demo_root: Path, tmp_path: Path) -> None:
+    paths = some_paths(demo_root, 6)
+    sizes = [(16, 12), (20, 16), (24, 20), (28, 24)]
+    held = None
+    for k, size in enumerate(sizes):
+        images = load_images(paths, size, cache_dir=tmp_path)
+        if k == 0:
+            held = images  # mapped: in use
+    del images
+    gc.collect()
+    entries = list_cache(tmp_path)
+    assert len(entries) == 4 and [e.in_use for e in entries].count(True) == 1
+    by_size = {e.image_size: e for e in entries}
+    for age, size in zip((400, 300, 200, 100), sizes, strict=True):
+        _age(tmp_path, by_size[size].path, age)
+    assert [e.image_size for e in list_cache(tmp_path)] == sizes, "least recently used first"
+
+    removed = prune_cache(tmp_path, older_than=250)
+    assert [e.image_size for e in removed] == [(20, 16)], "the oldest is in use and stays"
+    assert len(held.array) == 6  # type: ignore[union-attr]
+    total = sum(e.size for e in list_cache(tmp_path))
+    removed = prune_cache(tmp_path, max_size=total - 1)
+    assert [e.image_size for e in removed] == [(24, 20)]
+    held = None
+    gc.collect()
+    removed = prune_cache(tmp_path, max_size=0)
+    assert sorted(e.image_size for e in removed) == [(16, 12), (28, 24)]
+    assert list_cache(tmp_path) == []
+    assert not list(tmp_path.glob("images-*")), "their lock files went with them"
+    assert load_images(paths, (16, 12), cache_dir=tmp_path).ok.all(), "rebuilt when used again"
+
+
+def test_a_build_evicts_the_least_recently_used_above_the_cap(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = some_paths(demo_root, 6)
+    load_images(paths, (16, 12), cache_dir=tmp_path)
+    load_images(paths, (16, 14), cache_dir=tmp_path)
+    gc.collect()
+    (old, recent) = list_cache(tmp_path)
+    monkeypatch.setenv("HPO_CACHE_MAX_SIZE", str(old.size + recent.size + 100))
+    load_images(paths, (16, 12), cache_dir=tmp_path)  # a use: now the most recent
+    load_images(paths, (16, 10), cache_dir=tmp_path)  # a build above the cap
+    gc.collect()
+    assert sorted(e.image_size for e in list_cache(tmp_path)) == [(16, 10), (16, 12)]
+
+
+def test_cache_settings_that_do_not_parse_are_one_line_errors(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (
+        ("HPO_CACHE_MAX_SIZE", "lots"),
+        ("HPO_CACHE_WAIT", "soon"),
+        ("HPO_CACHE_SHARED", "world"),
+    ):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(DataError, match=rf"^{name}.*{value}"):
+                load_images(some_paths(demo_root, 2), SIZE, cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists(), "nothing written before the settings are checked"
+
+
+def test_skipping_bad_files_keeps_the_shared_map(data_copy: Path) -> None:
+    corrupt(image_of(person_dirs(data_copy)[5], "mask2"))
+    cfg = DataConfig(root=data_copy, image_size=SIZE, skip_bad_files=True)
+    loaded = load_training_data(cfg)
+    rows = loaded.images.array
+    assert isinstance(rows, ImageRows) and isinstance(rows.base, np.memmap)
+    assert rows.shape == (len(loaded.samples), *SIZE, 3) and len(rows) == len(loaded.samples)
+    assert len(rows.base) == len(loaded.samples) + 1, "the whole shared map, no private copy"
+    assert np.shares_memory(rows[0], rows.base), "a row is read from the map itself"
+    for i in (0, 6, len(rows) - 1):
+        assert np.array_equal(rows[i], decode_image(loaded.samples.paths[i], SIZE))
+    idx = np.array([3, 0, 9])
+    assert np.array_equal(rows[idx], np.stack([rows[3], rows[0], rows[9]]))
+    assert np.array_equal(rows[2:4, 0], np.asarray(rows)[2:4, 0])
+    assert rows[5, 1, 2].tolist() == np.asarray(rows)[5, 1, 2].tolist()
+
+
+def test_group_mode_shares_files_with_the_group(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPO_CACHE_SHARED", "group")
+    cache = tmp_path / "shared"
+    load_images(some_paths(demo_root, 3), SIZE, cache_dir=cache)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o2770
+    for suffix in ("npy", "json", "lock", "use"):
+        (path,) = cache.glob(f"images-*.{suffix}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660, path.name
+
+
+def test_private_by_default(demo_root: Path, tmp_path: Path) -> None:
+    load_images(some_paths(demo_root, 3), SIZE, cache_dir=tmp_path)
+    for suffix in ("npy", "json"):
+        (path,) = tmp_path.glob(f"images-*.{suffix}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_an_error_of_the_file_itself_is_a_bad_row(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = some_paths(demo_root)
+    real_open = Image.open
+
+    def refusing_open(path: Path, *args: object, **kwargs: object) -> Image.Image:
+        if Path(path) == paths[3]:  # fixing it (chmod) changes its ctime, so the cache key
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", refusing_open)
+    images = load_images(paths, SIZE, cache_dir=tmp_path, skip_bad_files=True)
+    assert images.ok.tolist() == [i != 3 for i in range(12)]
+    assert "Permission denied" in images.bad[0][1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import hpo.data._digests as digests_module
 from hpo.config import DataConfig
 from hpo.data import data_fingerprint, load_samples
 
@@ -56,3 +57,35 @@ def test_changes_with_what_training_sees(data_copy: Path) -> None:
 
     rewrite_csv(data_copy / "train" / "train.csv", relabel)
     assert fingerprint(root=data_copy) not in (value, changed_file)
+
+
+def test_edit_in_place_with_mtime_restored_changes_it(data_copy: Path) -> None:
+    value = fingerprint(root=data_copy)
+    image = image_of(person_dirs(data_copy)[0], "mask1")
+    before = os.stat(image)
+    with open(image, "r+b") as handle:  # same inode, same size: one byte of the data changed
+        handle.seek(before.st_size // 2)
+        byte = handle.read(1)
+        handle.seek(before.st_size // 2)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p / rsync -a do
+    after = os.stat(image)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert fingerprint(root=data_copy) != value
+
+
+def test_content_digests_are_remembered_per_file_stamp(
+    data_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "memo"
+    value = fingerprint(root=data_copy, cache_dir=cache)
+    assert list(cache.glob("digests-*.json")), "digests remembered in the cache folder"
+    read: list[Path] = []
+    real = digests_module._digest
+    monkeypatch.setattr(digests_module, "_digest", lambda p: read.append(p) or real(p))
+    assert fingerprint(root=data_copy, cache_dir=cache) == value
+    assert read == [], "an unchanged file is not read again"
+    image = image_of(person_dirs(data_copy)[1], "normal")
+    os.utime(image, ns=(1, 1))  # a touch: read again, same content, same fingerprint
+    assert fingerprint(root=data_copy, cache_dir=cache) == value
+    assert read == [image]
