@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from hpo.config import DataConfig
-from hpo.data import check_data, kfold_splits, load_images, load_samples, make_demo_data
+from hpo.data import check_data, kfold_splits, load_images, load_samples
+from hpo.demo import make_demo_data
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def synth(
     out: Path, profiles: int, seed: int, eval_images: int | None, workers: int | None
 ) -> None:
     """Write a demo data set in the competition layout (384 x 512 drawn people)."""
-    from hpo.data import make_demo_data
+    from hpo.demo import make_demo_data
 
     start = time.perf_counter()
     root = make_demo_data(out, profiles, seed, eval_images=eval_images, workers=workers)

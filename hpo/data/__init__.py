@@ -1,7 +1,7 @@
 """Data layer: layouts -> one table of path, label, group; splits; decoded-image cache; transforms.
 
 ``prepare_batch`` (and the ``transforms`` module) import torch, so they are loaded on first use:
-``hpo data check`` and ``hpo data synth`` never pay for importing torch.
+``hpo data check`` never pays for importing torch. The demo generator lives in :mod:`hpo.demo`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from hpo.data._mask import load_eval
 from hpo.data._split import kfold_splits
 from hpo.data._table import EvalSet, Problem, Samples
 from hpo.data.check import CheckReport, check_data
-from hpo.data.synth import make_demo_data
 
 if TYPE_CHECKING:
     from hpo.data.transforms import prepare_batch
@@ -51,7 +50,6 @@ __all__ = [
     "load_images",
     "load_samples",
     "load_training_data",
-    "make_demo_data",
     "prepare_batch",
 ]
 
