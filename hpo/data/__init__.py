@@ -1,4 +1,5 @@
-"""Data layer: layouts -> one table of path, label, group; splits; decoded-image cache; transforms.
+"""Data layer: layouts (registry entries) -> one table of path, label, group; splits; decoded-image
+cache; transforms.
 
 ``prepare_batch`` (and the ``transforms`` module) import torch, so they are loaded on first use:
 ``hpo data check`` never pays for importing torch. The demo generator lives in :mod:`hpo.demo`.
@@ -18,6 +19,15 @@ from hpo.data._labels import (
     decode_label,
     encode_label,
 )
+from hpo.data._layouts import (
+    LAYOUTS,
+    Layout,
+    LayoutCounts,
+    Layouts,
+    detect_layout,
+    get_layout,
+    list_layouts,
+)
 from hpo.data._load import LoadedData, data_fingerprint, load_samples, load_training_data
 from hpo.data._mask import load_eval
 from hpo.data._split import kfold_splits
@@ -30,11 +40,15 @@ if TYPE_CHECKING:
 __all__ = [
     "CORRECTION_FIELDS",
     "FACTORS",
+    "LAYOUTS",
     "MASK_CLASS_NAMES",
     "NUM_MASK_CLASSES",
     "CheckReport",
     "DecodedImages",
     "EvalSet",
+    "Layout",
+    "LayoutCounts",
+    "Layouts",
     "LoadedData",
     "Problem",
     "Samples",
@@ -44,8 +58,11 @@ __all__ = [
     "decode_image",
     "decode_label",
     "default_cache_dir",
+    "detect_layout",
     "encode_label",
+    "get_layout",
     "kfold_splits",
+    "list_layouts",
     "load_eval",
     "load_images",
     "load_samples",
