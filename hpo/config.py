@@ -438,6 +438,8 @@ def format_validation_error(
         return f"{source}: missing key {loc!r}"
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    if not parts:  # a check of the whole config names its keys itself
+        return f"{source}: {msg}{shown}"
     return f"{source}: {loc}: {msg}{shown}"
 
 
