@@ -27,7 +27,7 @@ from hpo.data._read import read_data
 from hpo.data._table import Problem
 from hpo.exceptions import DataError
 
-__all__ = ["CheckReport", "check_data", "detect_format", "verify_images"]
+__all__ = ["CheckReport", "check_data", "verify_images"]
 
 
 @dataclass
@@ -99,11 +99,6 @@ class CheckReport:
             ],
             "seconds": round(self.seconds, 3),
         }
-
-
-def detect_format(root: Path) -> str:
-    """The layout ``auto`` picks: ``mask`` with a ``train/train.csv``, else ``folder``."""
-    return detect_layout(root)[0].name
 
 
 def _verify_one(path: Path) -> str | None:
