@@ -26,6 +26,7 @@ __all__ = [
     "AugmentConfig",
     "Component",
     "DataConfig",
+    "DataFormat",
     "KFoldConfig",
     "LossSpec",
     "ModelSpec",
@@ -213,10 +214,15 @@ class AugmentConfig(StrictModel):
     cutmix_alpha: float = Field(0.0, ge=0.0)
 
 
+DataFormat = Literal["mask", "folder"]
+"""The layout names ``data.format`` accepts: the entries of ``hpo.data.LAYOUTS`` (a test keeps
+the two equal; spelled out here so validating a config imports no data reader)."""
+
+
 class DataConfig(StrictModel):
     """Where the images are and how they are read."""
 
-    format: Literal["mask", "folder"] = "mask"
+    format: DataFormat = "mask"
     root: Path = Path("data/mask")
     image_size: tuple[int, int] = Field((128, 96), description="[height, width], e.g. [64, 48]")
     """Height and width the images are resized to (once, into the decoded-image cache)."""
@@ -432,6 +438,8 @@ def format_validation_error(
         return f"{source}: missing key {loc!r}"
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    if not parts:  # a check of the whole config names its keys itself
+        return f"{source}: {msg}{shown}"
     return f"{source}: {loc}: {msg}{shown}"
 
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpo.config import TrainConfig
-from hpo.data import load_eval, load_images, prepare_batch
+from hpo.data import get_layout, load_eval, load_images, prepare_batch
 from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS
 from hpo.data._mask import find_eval_dir, is_metadata
 from hpo.exceptions import ConfigError, DataError
@@ -337,7 +337,7 @@ def find_eval_images(data: Path, data_format: str) -> EvalImages:
     """
     data = Path(data)
     eval_dir = find_eval_dir(data)
-    if data_format == "mask" or (eval_dir / "info.csv").is_file():
+    if get_layout(data_format).eval_template or (eval_dir / "info.csv").is_file():
         eval_set = load_eval(data)
         return EvalImages(
             keys=list(eval_set.ids),

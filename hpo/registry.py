@@ -12,7 +12,7 @@ import pydantic
 
 from hpo.exceptions import ConfigError
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Declaration", "Entry", "Registry"]
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741  (the entry's info type)
@@ -36,6 +36,21 @@ class Entry(Generic[T, I]):
     info: I
 
 
+@dataclass(frozen=True)
+class Declaration(Generic[I]):
+    """An entry as declared before its factory is loaded: its parameters and its info.
+
+    Attributes:
+        name: The name configs use.
+        schema: The pydantic model of its config parameters.
+        info: Facts about the entry its callers read (see :class:`Entry`).
+    """
+
+    name: str
+    schema: type[pydantic.BaseModel]
+    info: I
+
+
 class Registry(Generic[T, I]):
     """Factories registered by name.
 
@@ -48,11 +63,20 @@ class Registry(Generic[T, I]):
     and filled by the module named in ``loader``, which is imported on the first lookup, as
     the CLI loads its commands: reading a config never needs torch until an entry is asked for.
 
+    A registry whose factories need heavy imports (torch) also names a ``declarations`` module:
+    a light one that declares each entry's name, parameters (a keyword-only signature without
+    the runtime parameters) and info with :meth:`declare`. Names, parameters and info are then
+    read from the declarations alone, so validating a config never imports the factories; only
+    :meth:`create` and :meth:`entry` load them. Registering a factory checks that its parameters
+    and info are exactly the declared ones, so the two cannot drift apart.
+
     Args:
         kind: What the registry holds, used in error messages ("loss", "optimizer").
         runtime: Names of factory parameters passed at build time, not read from configs.
-        loader: Module that registers the entries, imported on first lookup.
-        default_info: Info of entries registered without one.
+        loader: Module that registers the entries, imported on first lookup (on the first
+            :meth:`create` or :meth:`entry` when there are declarations).
+        declarations: Light module that declares every entry, imported on first lookup.
+        default_info: Info of entries registered (or declared) without one.
     """
 
     def __init__(
@@ -61,66 +85,129 @@ class Registry(Generic[T, I]):
         *,
         runtime: tuple[str, ...] = (),
         loader: str | None = None,
+        declarations: str | None = None,
         default_info: I | None = None,
     ) -> None:
         self.kind = kind
         self._runtime = runtime
         self._loader = loader
+        self._declarations = declarations  # None once imported
+        self._declared_in = declarations
         self._default_info = default_info
+        self._declared: dict[str, Declaration[I]] = {}
         self._entries: dict[str, Entry[T, I]] = {}
+
+    def declare(
+        self, name: str, *, info: I | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator declaring entry ``name`` by a signature: its config parameters, and its info.
+
+        The decorated function is never called: its keyword-only parameters (annotations and
+        defaults) are the entry's parameters, its docstring says what the entry is.
+        """
+
+        def decorator(signature: Callable[..., Any]) -> Callable[..., Any]:
+            if self._declared_in is None:
+                raise TypeError(f"{self.kind} registry takes no declarations")
+            if name in self._declared:
+                raise ValueError(f"{self.kind} {name!r} is declared twice")
+            entry_info = self._info_or_default(name, info)
+            schema = self._schema_of(name, signature)
+            self._declared[name] = Declaration(name, schema, entry_info)
+            return signature
+
+        return decorator
 
     def register(
         self, name: str, *, info: I | None = None
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator adding ``factory`` under ``name``, with the ``info`` callers read."""
+        """Decorator adding ``factory`` under ``name``, with the ``info`` callers read.
+
+        For a registry with declarations, ``name`` must be declared with the same parameters,
+        and ``info`` (when given) must equal the declared info.
+        """
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            entry_info = info if info is not None else self._default_info
-            if entry_info is None:
-                raise TypeError(f"{self.kind} {name!r}: registered without info")
-            self._entries[name] = Entry(name, factory, self._schema_of(name, factory), entry_info)
+            schema = self._schema_of(name, factory)
+            if self._declared_in is not None:
+                declared = self._load_declarations().get(name)
+                if declared is None:
+                    raise TypeError(f"{self.kind} {name!r}: not declared in {self._declared_in}")
+                _check_same(self.kind, name, declared, schema, info)
+                entry_info = declared.info
+            else:
+                entry_info = self._info_or_default(name, info)
+            self._entries[name] = Entry(name, factory, schema, entry_info)
             return factory
 
         return decorator
 
+    def _info_or_default(self, name: str, info: I | None) -> I:
+        entry_info = info if info is not None else self._default_info
+        if entry_info is None:
+            raise TypeError(f"{self.kind} {name!r}: registered without info")
+        return entry_info
+
+    def _load_declarations(self) -> dict[str, Declaration[I]]:
+        if self._declarations is not None:
+            module, self._declarations = self._declarations, None
+            importlib.import_module(module)
+        return self._declared
+
     def _load(self) -> dict[str, Entry[T, I]]:
+        if self._declared_in is not None:
+            self._load_declarations()
         if self._loader is not None:
             loader, self._loader = self._loader, None
             importlib.import_module(loader)
         return self._entries
 
+    def _facts(self) -> Mapping[str, Declaration[I] | Entry[T, I]]:
+        """Each entry's schema and info: from the declarations when there are any."""
+        if self._declared_in is not None:
+            return self._load_declarations()
+        return self._load()
+
     def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._load())
+        """Registered (or declared) names, sorted."""
+        return sorted(self._facts())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._load()
+        return name in self._facts()
 
-    def entry(self, name: str, *, where: str = "") -> Entry[T, I]:
-        """The entry ``name``; ConfigError naming the known entries when there is none."""
-        entries = self._load()
-        if name not in entries:
+    def _fact(self, name: str, where: str) -> Declaration[I] | Entry[T, I]:
+        facts = self._facts()
+        if name not in facts:
             at = f"{where}: " if where else ""
             raise ConfigError(
                 f"{at}unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
             )
+        return facts[name]
+
+    def entry(self, name: str, *, where: str = "") -> Entry[T, I]:
+        """The entry ``name`` with its factory; ConfigError naming the known entries when
+        there is none."""
+        self._fact(name, where)
+        entries = self._load()
+        if name not in entries:
+            raise TypeError(f"{self.kind} {name!r} is declared but no factory registers it")
         return entries[name]
 
     def check_name(self, name: str, *, where: str = "") -> None:
         """Raise ConfigError naming the known entries when ``name`` is not registered."""
-        self.entry(name, where=where)
+        self._fact(name, where)
 
     def info(self, name: str) -> I:
         """What callers must know about entry ``name`` (see :class:`Entry`)."""
-        return self.entry(name).info
+        return self._fact(name, "").info
 
     def parameters(self, name: str) -> dict[str, Any]:
         """The config parameters of entry ``name`` with their defaults (``...`` if required)."""
         return {
             key: (field.default if not field.is_required() else ...)
-            for key, field in self.entry(name).schema.model_fields.items()
+            for key, field in self._fact(name, "").schema.model_fields.items()
         }
 
     def validate(self, name: str, params: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
@@ -130,7 +217,7 @@ class Registry(Generic[T, I]):
             ConfigError: Unknown name, unknown parameter or a value of the wrong type or range,
                 naming ``where`` (the dotted config path) and what is accepted.
         """
-        schema = self.entry(name, where=where).schema
+        schema = self._fact(name, where).schema
         try:
             model = schema.model_validate(dict(params))
         except pydantic.ValidationError as exc:
@@ -149,9 +236,9 @@ class Registry(Generic[T, I]):
         """Build entry ``name``; config parameters are validated, runtime ones passed through."""
         runtime = {k: kwargs.pop(k) for k in list(kwargs) if k in self._runtime}
         params = self.validate(name, kwargs)
-        return self._entries[name].factory(**runtime, **params)
+        return self.entry(name).factory(**runtime, **params)
 
-    def _schema_of(self, name: str, factory: Callable[..., T]) -> type[pydantic.BaseModel]:
+    def _schema_of(self, name: str, factory: Callable[..., Any]) -> type[pydantic.BaseModel]:
         fields: dict[str, Any] = {}
         hints = inspect.get_annotations(factory, eval_str=True)
         for param in inspect.signature(factory).parameters.values():
@@ -168,3 +255,21 @@ class Registry(Generic[T, I]):
             __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True),
             **fields,
         )
+
+
+def _check_same(
+    kind: str,
+    name: str,
+    declared: Declaration[Any],
+    schema: type[pydantic.BaseModel],
+    info: Any,
+) -> None:
+    """TypeError unless a factory's parameters (and info, if given) are the declared ones."""
+    own, expected = schema.model_json_schema(), declared.schema.model_json_schema()
+    if own != expected:
+        raise TypeError(
+            f"{kind} {name!r}: the factory's parameters {own.get('properties', {})} differ from "
+            f"the declared ones {expected.get('properties', {})}"
+        )
+    if info is not None and info != declared.info:
+        raise TypeError(f"{kind} {name!r}: info {info} differs from the declared {declared.info}")

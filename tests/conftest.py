@@ -63,7 +63,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DATA root of a 24-person demo set (train/ and eval/ with answers.csv)."""
-    from hpo.data.synth import make_demo_data
+    from hpo.demo import make_demo_data
 
     return make_demo_data(tmp_path_factory.mktemp("demo") / "mask", profiles=24, seed=0)
 

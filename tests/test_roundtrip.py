@@ -15,7 +15,8 @@ import yaml
 
 from hpo.cli import main
 from hpo.config import load_train_config, train_config_from_dict
-from hpo.data import load_images, make_demo_data
+from hpo.data import load_images
+from hpo.demo import make_demo_data
 from hpo.predict import ensemble_proba, predict_run
 from hpo.score import score_files, score_labels
 from hpo.train import predict_proba

@@ -6,9 +6,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, get_args
 
 import click
+
+from hpo.config import DataFormat
 
 if TYPE_CHECKING:
     from hpo.data import CheckReport
@@ -52,7 +54,7 @@ def synth(
     out: Path, profiles: int, seed: int, eval_images: int | None, workers: int | None
 ) -> None:
     """Write a demo data set in the competition layout (384 x 512 drawn people)."""
-    from hpo.data import make_demo_data
+    from hpo.demo import make_demo_data
 
     start = time.perf_counter()
     root = make_demo_data(out, profiles, seed, eval_images=eval_images, workers=workers)
@@ -70,8 +72,8 @@ def synth(
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "mask", "folder"]),
-    help="Layout; auto picks mask when DIR holds train/.",
+    type=click.Choice(["auto", *get_args(DataFormat)]),
+    help="Layout; auto picks mask when DIR holds train/train.csv, else folder.",
 )
 @click.option(
     "--corrections",
@@ -83,7 +85,7 @@ def synth(
 def check(
     directory: Path,
     as_json: bool,
-    fmt: Literal["auto", "mask", "folder"],
+    fmt: str,
     corrections: Path | None,
     no_decode: bool,
 ) -> None:
@@ -129,8 +131,13 @@ def _print_report(report: CheckReport) -> None:
     from hpo.cli._console import make_console
 
     console = make_console()
-    layout = "competition layout" if report.format == "mask" else "image folders"
-    console.print(f"[bold]{escape(str(report.root))}[/bold] ({layout})")
+    console.print(f"[bold]{escape(str(report.root))}[/bold] ({escape(report.layout)})")
+    if report.detected is not None:
+        console.print(
+            f"layout {report.format} ({escape(report.layout)}), chosen by --format auto: "
+            f"{escape(report.detected)}",
+            soft_wrap=True,
+        )
     people = f"{report.people} people, " if report.people is not None else ""
     evals = f", {report.eval_images} eval images" if report.eval_images is not None else ""
     fixes = f", {report.corrections} corrections" if report.corrections is not None else ""

@@ -1,7 +1,8 @@
-"""Data layer: layouts -> one table of path, label, group; splits; decoded-image cache; transforms.
+"""Data layer: layouts (registry entries) -> one table of path, label, group; splits; decoded-image
+cache; transforms.
 
 ``prepare_batch`` (and the ``transforms`` module) import torch, so they are loaded on first use:
-``hpo data check`` and ``hpo data synth`` never pay for importing torch.
+``hpo data check`` never pays for importing torch. The demo generator lives in :mod:`hpo.demo`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,20 @@ from hpo.data._labels import (
     decode_label,
     encode_label,
 )
+from hpo.data._layouts import (
+    LAYOUTS,
+    Layout,
+    LayoutCounts,
+    Layouts,
+    detect_layout,
+    get_layout,
+    list_layouts,
+)
 from hpo.data._load import LoadedData, data_fingerprint, load_samples, load_training_data
 from hpo.data._mask import load_eval
 from hpo.data._split import kfold_splits
 from hpo.data._table import EvalSet, Problem, Samples
 from hpo.data.check import CheckReport, check_data
-from hpo.data.synth import make_demo_data
 
 if TYPE_CHECKING:
     from hpo.data.transforms import prepare_batch
@@ -32,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CORRECTION_FIELDS",
     "FACTORS",
+    "LAYOUTS",
     "MASK_CLASS_NAMES",
     "NUM_MASK_CLASSES",
     "CacheEntry",
@@ -39,6 +49,9 @@ __all__ = [
     "DecodedImages",
     "EvalSet",
     "ImageRows",
+    "Layout",
+    "LayoutCounts",
+    "Layouts",
     "LoadedData",
     "Problem",
     "Samples",
@@ -48,14 +61,16 @@ __all__ = [
     "decode_image",
     "decode_label",
     "default_cache_dir",
+    "detect_layout",
     "encode_label",
+    "get_layout",
     "kfold_splits",
     "list_cache",
+    "list_layouts",
     "load_eval",
     "load_images",
     "load_samples",
     "load_training_data",
-    "make_demo_data",
     "prepare_batch",
     "prune_cache",
     "verify_cache",

@@ -20,7 +20,7 @@ from hpo.data._table import Samples, raise_problems
 from hpo.exceptions import DataError
 
 if TYPE_CHECKING:
-    # Annotations only: importing hpo.config builds default configs, which imports torch.
+    # Annotations only: the data layer needs no config schema at run time.
     from hpo.config import DataConfig
 
 __all__ = ["LoadedData", "data_fingerprint", "load_samples", "load_training_data"]

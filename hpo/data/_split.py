@@ -7,6 +7,7 @@ import logging
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from hpo.data._layouts import get_layout
 from hpo.data._table import Samples
 from hpo.exceptions import DataError
 
@@ -42,7 +43,7 @@ def kfold_splits(
     groups = np.asarray(samples.groups).astype(str)
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
-        unit = "people" if samples.format == "mask" else "images"
+        unit = get_layout(samples.format).unit
         raise DataError(
             f"cannot make {n_splits} folds from {n_groups} group(s) ({unit}); lower kfold.n_splits"
         )

@@ -27,7 +27,7 @@ class Samples:
             for ``mask``, the label for ``folder``.
         class_names: ``mask``: 18 names like ``"wear/male/<30"``; ``folder``: the sorted class
             folder names.
-        format: ``"mask"`` or ``"folder"``.
+        format: The layout's name (``data.format``; its entry: ``hpo.data.get_layout``).
     """
 
     paths: list[Path]

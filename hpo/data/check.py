@@ -16,19 +16,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from hpo.data._cache import decode_error
-from hpo.data._labels import FACTORS, age_class, decode_factors
-from hpo.data._mask import scan_eval
+from hpo.data._layouts import detect_layout, get_layout
 from hpo.data._read import read_data
-from hpo.data._table import Problem, Samples
+from hpo.data._table import Problem
 from hpo.exceptions import DataError
 
-__all__ = ["CheckReport", "check_data", "detect_format", "verify_images"]
+__all__ = ["CheckReport", "check_data", "verify_images"]
 
 
 @dataclass
@@ -37,7 +36,9 @@ class CheckReport:
 
     Attributes:
         root: The data root checked.
-        format: ``"mask"`` or ``"folder"``.
+        format: The layout read (``data.format``).
+        layout: What the layout is called (``competition layout``, ``image folders``).
+        detected: Why ``auto`` chose the layout (``no train/train.csv``); None when given.
         people: Person folders with a readable row (``mask``); None for ``folder``.
         images: Training images found (including ones that do not decode).
         class_names: Name of each class.
@@ -52,6 +53,8 @@ class CheckReport:
 
     root: Path
     format: str
+    layout: str
+    detected: str | None
     people: int | None
     images: int
     class_names: list[str]
@@ -79,6 +82,8 @@ class CheckReport:
         return {
             "root": str(self.root),
             "format": self.format,
+            "layout": self.layout,
+            "detected": self.detected,
             "ok": self.ok,
             "people": self.people,
             "images": self.images,
@@ -94,13 +99,6 @@ class CheckReport:
             ],
             "seconds": round(self.seconds, 3),
         }
-
-
-def detect_format(root: Path) -> Literal["mask", "folder"]:
-    """``mask`` when ``root`` holds ``train/`` (or ``train.csv``), else ``folder``."""
-    if (root / "train").is_dir() or (root / "train.csv").is_file():
-        return "mask"
-    return "folder"
 
 
 def _verify_one(path: Path) -> str | None:
@@ -129,20 +127,10 @@ def verify_images(
     return problems
 
 
-def _factor_counts(samples: Samples) -> dict[str, dict[str, int]]:
-    decoded = decode_factors(samples.labels)
-    return {
-        name: dict(
-            zip(values, np.bincount(decoded[name], minlength=len(values)).tolist(), strict=True)
-        )
-        for name, values in FACTORS.items()
-    }
-
-
 def check_data(
     root: Path,
     *,
-    format: Literal["auto", "mask", "folder"] = "auto",
+    format: str = "auto",
     corrections: Path | None = None,
     decode: bool = True,
     advance: Callable[[int, int], None] | None = None,
@@ -151,51 +139,48 @@ def check_data(
 
     Args:
         root: Data root: ``DATA`` for the competition layout, the class-folder root otherwise.
-        format: Layout; ``auto`` picks ``mask`` when ``root`` holds ``train/``.
+        format: Layout name, or ``auto``: ``mask`` when ``root`` holds ``train/train.csv``
+            (or ``train.csv``), else ``folder``; the report says which and why.
         corrections: Optional corrections file (competition layout), checked and applied
             before counting.
         decode: Decode every image (the slow part) to find corrupt files.
         advance: Called as ``advance(done, total)`` while images are decoded, for progress.
 
     Raises:
+        ConfigError: ``format`` names no layout.
         DataError: ``root`` is not a folder, or ``corrections`` is given for ``folder``.
     """
     start = time.perf_counter()
     root = Path(root).absolute()
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
-    fmt = detect_format(root) if format == "auto" else format
-    read = read_data(root, fmt, corrections=corrections)
+    if format == "auto":
+        layout, detected = detect_layout(root)
+    else:
+        layout, detected = get_layout(format), None
+    read = read_data(root, layout.name, corrections=corrections)
     samples = read.samples
     problems = list(read.problems)
-    eval_paths: list[Path] = []
-    eval_problems: list[Problem] = []
+    counts = layout.count(read)
     report = CheckReport(
         root=root,
-        format=read.format,
-        people=None,
+        format=layout.name,
+        layout=layout.description,
+        detected=detected,
+        people=counts.people,
         images=len(samples) + read.unlabelled_images,
         class_names=list(samples.class_names),
         class_counts=np.bincount(samples.labels, minlength=samples.num_classes).tolist(),
+        factor_counts=counts.factor_counts,
+        people_counts=counts.people_counts,
         corrections=read.corrections,
     )
-    if fmt == "mask":
-        report.people = len(read.people)
-        report.factor_counts = _factor_counts(samples)
-        report.people_counts = {
-            "gender": {
-                name: sum(p.gender == i for p in read.people)
-                for i, name in enumerate(FACTORS["gender"])
-            },
-            "age": {
-                name: sum(age_class(p.age) == i for p in read.people)
-                for i, name in enumerate(FACTORS["age"])
-            },
-        }
-        if (root / "eval").is_dir():
-            eval_set, eval_problems = scan_eval(root / "eval")
-            eval_paths = eval_set.paths
-            report.eval_images = len(eval_set)
+    eval_paths: list[Path] = []
+    eval_problems: list[Problem] = []
+    eval_part = layout.scan_eval(root)
+    if eval_part is not None:
+        eval_paths, eval_problems = eval_part
+        report.eval_images = len(eval_paths)
     if decode:
         total = len(samples) + len(eval_paths)
         done = 0

@@ -81,7 +81,7 @@ def run_pictures_study(root: Path, data_root: Path, *, n_trials: int = 5) -> Pic
     Args:
         root: Empty folder to hold ``studies/``, ``tensorboard/`` and ``data/mask``, a link to
             ``data_root``.
-        data_root: A demo data set (``hpo.data.make_demo_data``).
+        data_root: A demo data set (``hpo.demo.make_demo_data``).
         n_trials: Finished trials to run.
 
     Raises:

@@ -23,7 +23,7 @@ def tiny_study(
     """The text of a study file that trains ``small_cnn`` (width 8) on ``data_root`` at 32x24.
 
     Args:
-        data_root: A demo data set (``hpo.data.make_demo_data``).
+        data_root: A demo data set (``hpo.demo.make_demo_data``).
         study: The ``study`` section (sampler, pruner, storage, ...).
         search_space: The ``search_space`` section.
         epochs: ``train.epochs``.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hpo.config import TrainConfig
-from hpo.data import LoadedData, Samples, kfold_splits
+from hpo.data import LoadedData, Samples, get_layout, kfold_splits
 from hpo.exceptions import ConfigError
 from hpo.train.loop import EpochResult, FitResult, fit
 
@@ -301,7 +301,7 @@ def cross_validate(
             num_classes=samples.num_classes,
             on_epoch_end=callback,
             progress=progress,
-            mask_factors=samples.format == "mask",
+            mask_factors=bool(get_layout(samples.format).factors),
         )
         run = FoldRun(fold, train_idx, val_idx, fitted)
         result.folds.append(run.result())

@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models import WeightsEnum
 
-from hpo.components import MODELS, ModelInfo
+from hpo.components import MODELS
+from hpo.components.models import DROPOUT, HEADS, TORCHVISION_CLASSIFIERS, Dropout
 from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
 from hpo.train.weights import check_weights, fetch, imagenet_weights, is_cached, resolve_weights
@@ -39,11 +40,9 @@ __all__ = [
     "set_backbone_trainable",
 ]
 
-Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
 
-
-# channels_last: 1.3-1.4x faster CPU train step at 64x48 (bench_data_path.py --formats-only).
-@MODELS.register("small_cnn", info=ModelInfo(head="18", cpu_channels_last=True))
+# Parameters and facts of every entry are declared in hpo.components.models (no torch needed).
+@MODELS.register("small_cnn")
 def small_cnn(
     *,
     num_classes: int,
@@ -81,58 +80,8 @@ def small_cnn(
     )
 
 
-# Where each torchvision family keeps its classifier (checked per family by the tests).
-_HEADS = {
-    "alexnet": "classifier.6",
-    "convnext": "classifier.2",
-    "densenet": "classifier",
-    "efficientnet": "classifier.1",
-    "googlenet": "fc",
-    "inception": "fc",
-    "maxvit": "classifier.5",
-    "mnasnet": "classifier.1",
-    "mobilenetv2": "classifier.1",
-    "mobilenetv3": "classifier.3",
-    "regnet": "fc",
-    "resnet": "fc",
-    "shufflenetv2": "fc",
-    "squeezenet": "classifier.1",
-    "swin_transformer": "head",
-    "vgg": "classifier.6",
-    "vision_transformer": "heads.head",
-}
-# torchvision's stated minimum (weights meta ``min_size``) is 224 for Swin, whose windows pad
-# any smaller input; what it really needs is one patch-merging step's worth.
-_MIN_SIZE = {"swin_transformer": 32}
-# MaxViT's stages partition 1/2 .. 1/32 scale maps into 7 x 7 windows: sides multiple of 224.
-_MULTIPLE = {"maxvit": 224}
-# Families whose CPU train step is faster in channels_last. On a quiet 2-core machine (issue
-# #12): mobilenet_v3_small 1.9x at 64x48 and 1.4x at 128x96, efficientnet_b0 1.5x at 128x96;
-# resnet18 0.9-1.1x, so ResNets and the rest stay contiguous on the CPU.
-_CPU_CHANNELS_LAST = ("efficientnet", "mobilenetv2", "mobilenetv3")
-
-
 def _family(name: str) -> str:
-    return str(tvm.get_model_builder(name).__module__).rsplit(".", 1)[-1]
-
-
-def _torchvision_info(name: str) -> ModelInfo:
-    family = _family(name)
-    weights = tvm.get_model_weights(name).DEFAULT  # type: ignore[attr-defined,unused-ignore]
-    sized = family in ("vision_transformer", "maxvit")
-    multiple = _MULTIPLE.get(family, 1)
-    min_size = _MIN_SIZE.get(family, int(weights.meta["min_size"][0]))
-    if family == "vision_transformer":  # vit_b_16: 16-pixel patches, built for the image size
-        multiple = min_size = int(name.rsplit("_", 1)[-1])
-    return ModelInfo(
-        head=_HEADS[family],
-        torchvision=name,
-        min_size=min_size,
-        size_multiple=multiple,
-        square=family == "vision_transformer",
-        sized=sized,
-        cpu_channels_last=family in _CPU_CHANNELS_LAST,
-    )
+    return TORCHVISION_CLASSIFIERS[name][0]
 
 
 def build_torchvision(
@@ -176,7 +125,7 @@ def build_torchvision(
             f"train.model.weights: {weights.url.rsplit('/', 1)[-1]} does not fit model "
             f"{name!r}: {detail[:400]}"
         ) from None
-    _replace_head(model, _HEADS[family], num_classes)
+    _replace_head(model, HEADS[family], num_classes)
     return model
 
 
@@ -194,7 +143,7 @@ def _resized(
 
         patch = int(getattr(pretrained, "patch_size", 16))
         state = interpolate_embeddings(size["image_size"], patch, state)
-    num_classes = state[_HEADS[family] + ".weight"].shape[0]
+    num_classes = state[HEADS[family] + ".weight"].shape[0]
     model = builder(weights=None, num_classes=num_classes, **size, **kwargs)
     model.load_state_dict(state)
     return model
@@ -235,7 +184,7 @@ def _register_torchvision(name: str) -> None:
         )
 
     factory.__doc__ = f"torchvision ``{name}``."
-    MODELS.register(name, info=_torchvision_info(name))(factory)
+    MODELS.register(name)(factory)
 
 
 def _register_dropout(name: str, default: float) -> None:
@@ -245,23 +194,15 @@ def _register_dropout(name: str, default: float) -> None:
         return build_torchvision(name, num_classes=num_classes, weights=weights, dropout=dropout)
 
     factory.__doc__ = f"torchvision ``{name}`` (dropout before the classifier)."
-    MODELS.register(name, info=_torchvision_info(name))(factory)
+    MODELS.register(name)(factory)
 
 
 # Hand-written entries only where they add parameters: torchvision's own dropout defaults.
-_DROPOUT = {
-    "efficientnet_b0": 0.2,
-    "efficientnet_b1": 0.2,
-    "efficientnet_b2": 0.3,
-    "efficientnet_b3": 0.3,
-    "mobilenet_v3_small": 0.2,
-    "mobilenet_v3_large": 0.2,
-}
-for _name, _dropout in _DROPOUT.items():
+for _name, _dropout in DROPOUT.items():
     _register_dropout(_name, _dropout)
 
 
-@MODELS.register("convnext_tiny", info=_torchvision_info("convnext_tiny"))
+@MODELS.register("convnext_tiny")
 def convnext_tiny(
     *,
     num_classes: int,
@@ -277,7 +218,7 @@ def convnext_tiny(
     )
 
 
-@MODELS.register("shufflenet_v2", info=ModelInfo(head="fc"))
+@MODELS.register("shufflenet_v2")
 def shufflenet_v2(
     *, num_classes: int, size: Literal["x0_5", "x1_0", "x1_5", "x2_0"] = "x1_0"
 ) -> nn.Module:
@@ -287,9 +228,8 @@ def shufflenet_v2(
 
 
 # Every other torchvision classification model, by its torchvision name.
-for _name in tvm.list_models(module=tvm):
-    if _name not in MODELS and _family(_name) in _HEADS:
-        _register_torchvision(_name)
+for _name in sorted(TORCHVISION_CLASSIFIERS.keys() - {*DROPOUT, "convnext_tiny"}):
+    _register_torchvision(_name)
 
 
 # ---------------------------------------------------------------------------------------------

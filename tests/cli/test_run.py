@@ -220,7 +220,7 @@ def test_run_on_each_storage_never_prints_the_password(
 def test_worker_with_different_data_is_refused(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
-    from hpo.data.synth import make_demo_data
+    from hpo.demo import make_demo_data
 
     study_file = write_study(tmp_path, demo_data, epochs=1)
     assert run_tiny(run_cli, study_file, 1)[0] == 0

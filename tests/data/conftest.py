@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo.data import make_demo_data
+from hpo.demo import make_demo_data
 
 DEMO_PROFILES = 24
 DEMO_EVAL_IMAGES = 40

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageDraw
+
 
 def person_dirs(root: Path) -> list[Path]:
     """The person folders of a competition-layout root, sorted (``._*`` files left out)."""
@@ -23,3 +26,24 @@ def rewrite_csv(path: Path, edit: Callable[[list[list[str]]], object]) -> None:
     rows = [line.split(",") for line in path.read_text().splitlines()]
     edit(rows)
     path.write_text("".join(",".join(row) + "\n" for row in rows))
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shapes(folder: Path, n: int = 4, seed: int = 0) -> None:
+    """``folder/<shape>/<k>.jpg``: ``n`` small JPEGs of each shape."""
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        (folder / shape).mkdir(parents=True)
+        for k in range(n):
+            image = Image.new("RGB", (32, 24), tuple(int(v) for v in rng.integers(0, 255, 3)))
+            draw = ImageDraw.Draw(image)
+            box = (4 + k, 4, 24, 20)
+            if shape == "circle":
+                draw.ellipse(box, fill="white")
+            elif shape == "square":
+                draw.rectangle(box, fill="white")
+            else:
+                draw.polygon([(4, 20), (24, 20), (14, 4)], fill="white")
+            image.save(folder / shape / f"{k}.jpg", quality=90)

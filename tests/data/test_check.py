@@ -15,7 +15,7 @@ from hpo.data import check_data, load_eval, load_samples
 from hpo.exceptions import DataError
 
 from .conftest import DEMO_EVAL_IMAGES, DEMO_PROFILES, CliRun
-from .helpers import image_of, person_dirs, rewrite_csv
+from .helpers import SHAPES, draw_shapes, image_of, person_dirs, rewrite_csv
 
 
 def test_good_data_set(demo_root: Path, run_cli: CliRun) -> None:
@@ -264,3 +264,49 @@ def test_corrections_for_the_folder_layout_are_refused_by_both(
         check_data(root, corrections=fixes)
     with pytest.raises(DataError, match="competition layout"):
         load_samples(DataConfig(format="folder", root=root, corrections=fixes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Auto detection picks the folder layout without a train.csv, and says what it chose (issue 26).
+
+
+def test_auto_reads_a_train_eval_folder_as_image_folders(tmp_path: Path, run_cli: CliRun) -> None:
+    root = tmp_path / "shapes"
+    draw_shapes(root / "train", n=3)
+    draw_shapes(root / "eval", n=2, seed=1)
+    code, out, err = run_cli("data", "check", root)
+    assert code == 0, out + err
+    assert "layout folder (image folders), chosen by --format auto: no train/train.csv" in out
+    assert "9 images in 3 classes, 6 eval images" in out
+    code, out, _ = run_cli("data", "check", root, "--json")
+    report = json.loads(out)
+    assert report["format"] == "folder" and report["detected"] == "no train/train.csv"
+    assert report["class_names"] == list(SHAPES) and report["class_counts"] == [3, 3, 3]
+    assert report["layout"] == "image folders" and report["eval_images"] == 6
+
+
+def test_auto_says_why_it_chose_the_competition_layout(demo_root: Path, run_cli: CliRun) -> None:
+    code, out, _ = run_cli("data", "check", demo_root, "--no-decode")
+    assert code == 0
+    assert (
+        "layout mask (competition layout), chosen by --format auto: found train/train.csv" in out
+    )
+    code, out, _ = run_cli("data", "check", demo_root, "--format", "mask", "--no-decode")
+    assert code == 0 and "chosen by" not in out
+    assert (
+        json.loads(run_cli("data", "check", demo_root, "--json", "--no-decode")[1])["detected"]
+        == "found train/train.csv"
+    )
+
+
+def test_a_train_folder_without_train_csv_is_not_the_competition_layout(
+    data_copy: Path,
+) -> None:
+    (data_copy / "train" / "train.csv").unlink()
+    report = check_data(data_copy, decode=False)
+    assert report.format == "folder" and report.detected == "no train/train.csv"
+    # Person folders are not read as images of a class `images`: refused by name.
+    assert any(
+        p.file == data_copy / "train" / "images" and "class folder holds folders" in p.problem
+        for p in report.problems
+    )

@@ -107,7 +107,7 @@ def test_query_password_is_masked_in_every_command(
     study_file = Path(__file__).parents[2] / "studies" / "mask-clf.yaml"
     (tmp_path / "studies" / "m.yaml").write_text(study_file.read_text())
     demo = tmp_path / "data"
-    from hpo.data.synth import make_demo_data
+    from hpo.demo import make_demo_data
 
     make_demo_data(demo / "mask", profiles=6, seed=0)
     code, out, err = run_cli("run", "--study", "m", "--storage", url, "--dry-run")

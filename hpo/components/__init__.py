@@ -1,8 +1,13 @@
 """The registries of every pluggable component, declared where the schemas can import them.
 
-This module imports nothing heavy: each registry names the module that fills it, imported on
-the first lookup. Adding a loss, model, optimizer, scheduler, sampler or pruner is one decorated
-function in that module; what its callers must know about it travels in its info:
+This package imports nothing heavy: each registry names the module that fills it, imported on
+the first lookup. Adding a sampler or pruner is one decorated function in that module. The
+training components (models, losses, optimizers, schedulers) need torch to be built but not to
+be validated, so each is also declared here, in a light module of this package
+(``hpo.components.losses`` ...): its name, its parameters as a keyword-only signature, and its
+info. A config validates against those declarations without importing torch, and registering a
+factory checks it against its declaration. What callers must know about an entry travels in
+its info:
 
 - a model's ``head``: the qualified name of the classifier layer to resize and keep trainable;
 - a scheduler's ``step``: ``epoch`` (after each epoch's evaluation) or ``batch`` (after each
@@ -116,21 +121,30 @@ class _NoInfo:
 
 
 MODELS: Registry[nn.Module, ModelInfo] = Registry(
-    "model", runtime=("num_classes", "weights", "image_size"), loader="hpo.train.models"
+    "model",
+    runtime=("num_classes", "weights", "image_size"),
+    loader="hpo.train.models",
+    declarations="hpo.components.models",
 )
 LOSSES: Registry[nn.Module, Any] = Registry(
     "loss",
     runtime=("num_classes", "class_counts"),
     loader="hpo.train.losses",
+    declarations="hpo.components.losses",
     default_info=_NoInfo(),
 )
 OPTIMIZERS: Registry[torch.optim.Optimizer, Any] = Registry(
-    "optimizer", runtime=("params",), loader="hpo.train.optim", default_info=_NoInfo()
+    "optimizer",
+    runtime=("params",),
+    loader="hpo.train.optim",
+    declarations="hpo.components.optim",
+    default_info=_NoInfo(),
 )
 SCHEDULERS: Registry[LRScheduler, SchedulerInfo] = Registry(
     "scheduler",
     runtime=("optimizer", "epochs", "steps"),
     loader="hpo.train.optim",
+    declarations="hpo.components.optim",
     default_info=SchedulerInfo(),
 )
 SAMPLERS: Registry[optuna.samplers.BaseSampler, SamplerInfo] = Registry(

@@ -6,20 +6,26 @@ import csv
 import filecmp
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hpo.data import make_demo_data
-from hpo.data.synth import _people
+from hpo.demo import _people, make_demo_data
 from hpo.exceptions import DataError
 
-from .conftest import DEMO_EVAL_IMAGES, DEMO_PROFILES, CliRun
-from .helpers import person_dirs
+CliRun = Callable[..., tuple[int, str, str]]
 
+DEMO_PROFILES = 24  # the session's demo_data fixture (tests/conftest.py)
+DEMO_EVAL_IMAGES = DEMO_PROFILES * 7 // 2  # half the training images by default
 STEMS = {"mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"}
+
+
+def person_dirs(root: Path) -> list[Path]:
+    images = root / "train" / "images"
+    return sorted(p for p in images.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -27,11 +33,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_real_layout_and_file_names(demo_root: Path) -> None:
-    rows = read_rows(demo_root / "train" / "train.csv")
+def test_real_layout_and_file_names(demo_data: Path) -> None:
+    rows = read_rows(demo_data / "train" / "train.csv")
     assert list(rows[0]) == ["id", "gender", "race", "age", "path"]
     assert len(rows) == DEMO_PROFILES
-    folders = person_dirs(demo_root)
+    folders = person_dirs(demo_data)
     assert sorted(r["path"] for r in rows) == [f.name for f in folders]
     for row in rows:
         assert row["path"] == f"{row['id']}_{row['gender']}_{row['race']}_{row['age']}"
@@ -45,22 +51,22 @@ def test_real_layout_and_file_names(demo_root: Path) -> None:
         assert image.size == (384, 512)
 
 
-def test_quirks_of_the_real_data(demo_root: Path) -> None:
-    rows = read_rows(demo_root / "train" / "train.csv")
+def test_quirks_of_the_real_data(demo_data: Path) -> None:
+    rows = read_rows(demo_data / "train" / "train.csv")
     assert any("-" in r["id"] for r in rows), "a suffixed id"
     assert max(Counter(r["id"] for r in rows).values()) == 2, "an id shared by two folders"
     mixed = [
         f
-        for f in person_dirs(demo_root)
+        for f in person_dirs(demo_data)
         if len({p.suffix for p in f.iterdir() if not p.name.startswith("._")}) > 1
     ]
     assert mixed, "a folder mixing extensions"
-    images = demo_root / "train" / "images"
+    images = demo_data / "train" / "images"
     assert list(images.glob("._*")) and list(images.glob("*/._*")), "macOS ._ files"
 
 
-def test_every_class_and_realistic_shares(demo_root: Path) -> None:
-    rows = read_rows(demo_root / "train" / "train.csv")
+def test_every_class_and_realistic_shares(demo_data: Path) -> None:
+    rows = read_rows(demo_data / "train" / "train.csv")
     cells = Counter((r["gender"], min(int(r["age"]) // 30, 2)) for r in rows)
     assert len(cells) == 6, "all gender x age groups present, so all 18 classes"
     # Allocation at full scale: about 61 % women and 7 % aged exactly 60.
@@ -70,16 +76,16 @@ def test_every_class_and_realistic_shares(demo_root: Path) -> None:
     assert min(p.age for p in people) == 18 and max(p.age for p in people) == 60
 
 
-def test_eval_part(demo_root: Path) -> None:
-    info = read_rows(demo_root / "eval" / "info.csv")
-    answers = read_rows(demo_root / "eval" / "answers.csv")
+def test_eval_part(demo_data: Path) -> None:
+    info = read_rows(demo_data / "eval" / "info.csv")
+    answers = read_rows(demo_data / "eval" / "answers.csv")
     assert list(info[0]) == ["ImageID", "ans"] and list(answers[0]) == ["ImageID", "ans"]
     assert len(info) == DEMO_EVAL_IMAGES
     assert all(r["ans"] == "" for r in info)
     assert [r["ImageID"] for r in info] == [r["ImageID"] for r in answers]
     assert all(re.fullmatch(r"[0-9a-f]{40}\.jpg", r["ImageID"]) for r in info)
     assert all(0 <= int(r["ans"]) < 18 for r in answers)
-    images = demo_root / "eval" / "images"
+    images = demo_data / "eval" / "images"
     assert {p.name for p in images.iterdir() if not p.name.startswith("._")} == {
         r["ImageID"] for r in info
     }
@@ -96,11 +102,11 @@ def test_same_seed_same_files(tmp_path: Path) -> None:
     assert (a / "train" / "train.csv").read_bytes() != (c / "train" / "train.csv").read_bytes()
 
 
-def test_refuses_to_overwrite(demo_root: Path) -> None:
+def test_refuses_to_overwrite(demo_data: Path) -> None:
     with pytest.raises(DataError, match="already exists"):
-        make_demo_data(demo_root, 2)
+        make_demo_data(demo_data, 2)
     with pytest.raises(DataError, match="at least 1"):
-        make_demo_data(demo_root.parent / "new", 0)
+        make_demo_data(demo_data.parent / "new", 0)
 
 
 def test_cli(tmp_path: Path, run_cli: CliRun) -> None:
