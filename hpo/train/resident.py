@@ -100,7 +100,8 @@ def _file_of(images: np.ndarray) -> str | None:
     """The file ``images`` maps as a whole (not a view of part of a mapping), else None."""
     if not isinstance(images, np.memmap) or not isinstance(images.base, mmap.mmap):
         return None
-    return images.filename if isinstance(images.filename, str) else None
+    filename = images.filename  # a str or a Path, as the caller opened it
+    return None if filename is None else os.path.abspath(os.fspath(filename))
 
 
 def _key(images: np.ndarray, device: torch.device) -> tuple[Any, ...]:
