@@ -366,8 +366,10 @@ def predict_step(sizes: Sizes, data: Path, work: Path) -> dict[str, Any]:
 
 
 def _cli(main: Callable[[list[str]], Any], *args: str) -> int:
+    """``hpo ARGS`` in this process; its text goes to stderr (stdout carries JSON lines)."""
     try:
-        result = main(list(args))
+        with contextlib.redirect_stdout(sys.stderr):
+            result = main(list(args))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return result if isinstance(result, int) else 0

@@ -116,6 +116,9 @@ def _key(images: np.ndarray, device: torch.device) -> tuple[Any, ...]:
 
 
 def _upload(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":  # before any copy: the set may not fit
+        torch.cuda.empty_cache()  # the previous set, just released
+        _check_free_memory(int(images.nbytes), device, tuple(images.shape))
     array = np.ascontiguousarray(images)
     with warnings.catch_warnings():
         # A read-only memmap: the tensor is only ever read (indexing copies).
@@ -123,7 +126,6 @@ def _upload(images: np.ndarray, device: torch.device) -> torch.Tensor:
         host = torch.from_numpy(array)
     if device.type != "cuda":
         return host
-    _check_free_memory(int(host.nbytes), device, tuple(images.shape))
     # Through pinned memory in chunks: a pageable copy of gigabytes is several times slower,
     # and pinning the whole set at once would double the host memory it takes.
     out = torch.empty(host.shape, dtype=torch.uint8, device=device)
@@ -136,6 +138,8 @@ def _upload(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _check_free_memory(nbytes: int, device: torch.device, shape: tuple[int, ...]) -> None:
     free, total = torch.cuda.mem_get_info(device)
+    # Memory this process's caching allocator holds but does not use is free for the upload.
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if nbytes + HEADROOM_BYTES > free:
         gib = 1 << 30
         raise TrainingError(

@@ -23,9 +23,11 @@ def _keys() -> dict[str, tuple[str, ...]]:
         spec = importlib.util.spec_from_file_location("_gpu_check", SCRIPT)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
         spec.loader.exec_module(module)
         return dict(module.KEYS)
     finally:
+        sys.modules.pop("_gpu_check", None)
         sys.path.remove(str(SCRIPT.parent))
 
 

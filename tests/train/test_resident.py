@@ -50,3 +50,15 @@ def test_bad_images_are_data_errors() -> None:
         resident.resident_images(np.zeros((2, 4, 4), dtype=np.uint8), CPU)
     with pytest.raises(DataError, match="float32"):
         resident.resident_images(np.zeros((2, 4, 4, 3), dtype=np.float32), CPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (HPO_TEST_CUDA=1)")
+def test_a_set_larger_than_the_free_gpu_memory_is_refused_before_any_copy() -> None:
+    from hpo.exceptions import TrainingError
+
+    free, _ = torch.cuda.mem_get_info(0)
+    rows = free // (256 * 192 * 3) + 1
+    # A broadcast view: gigabytes of rows that take no host memory.
+    huge = np.broadcast_to(np.zeros((1, 256, 192, 3), dtype=np.uint8), (rows, 256, 192, 3))
+    with pytest.raises(TrainingError, match=r"need .* GiB on cuda:0, but only .* GiB of its"):
+        resident.resident_images(huge, torch.device("cuda", 0))
