@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Emitter, demo_data, log, parser, sync
+from _common import ROOT, Emitter, demo_data, log, parser, step_setup, sync
+from _common import train_step as one_step
 
 GIB = float(1 << 30)
 
@@ -469,27 +470,13 @@ class _PilImages:
 
 
 def _naive_epoch(sizes: Sizes, loaded: Any, n: int, device: Any) -> float:
-    """Images/s of one epoch (after a warm-up epoch) with the loop's model, AMP and
-    channels_last, fed by a DataLoader: the naive path credits neither AMP nor the layout."""
-    import torch
+    """Images/s of one epoch (after a warm-up epoch) of the loop's model, precision and memory
+    format (``_common.step_setup``), fed by a DataLoader: the ratio credits neither AMP nor the
+    layout to the data path."""
     from torch.utils.data import DataLoader
 
-    from hpo.train.loop import amp_dtype
-    from hpo.train.losses import LOSSES
-    from hpo.train.models import build_model
-    from hpo.train.optim import build_optimizer
-
     config = _config(sizes, Path("."), sizes.models[0])
-    cfg = config.train
-    num_classes = loaded.samples.num_classes
-    model = build_model(cfg.model, num_classes, sizes.image_size).to(device).train()
-    on_cuda = device.type == "cuda"
-    memory_format = torch.channels_last if on_cuda else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    dtype = amp_dtype(device, True)
-    criterion = LOSSES.create("cross_entropy", num_classes=num_classes).to(device)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    setup = step_setup(config, loaded.samples.num_classes, device)
     dataset = _PilImages(
         list(loaded.samples.paths[:n]), loaded.samples.labels[:n], sizes.image_size
     )
@@ -498,23 +485,16 @@ def _naive_epoch(sizes: Sizes, loaded: Any, n: int, device: Any) -> float:
         batch_size=sizes.batch_size,
         shuffle=True,
         num_workers=sizes.naive_workers,
-        pin_memory=on_cuda,
+        pin_memory=device.type == "cuda",
         persistent_workers=sizes.naive_workers > 0,
-        drop_last=False,
     )
     seconds = []
     for _ in range(2):  # the first epoch starts the workers and warms cuDNN up
         sync(device)
         start = time.perf_counter()
         for x, y in loader:
-            x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = criterion(model(x), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=setup["memory_format"])
+            one_step(setup, x, y.to(device, non_blocking=True), device)
         sync(device)
         seconds.append(time.perf_counter() - start)
     return n / seconds[-1]
