@@ -41,7 +41,7 @@ from hpo.data import get_layout, load_eval, load_images, prepare_batch
 from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS
 from hpo.data._mask import find_eval_dir, is_metadata
 from hpo.exceptions import ConfigError, DataError
-from hpo.train.loop import _bar, amp_dtype
+from hpo.train.loop import StepProgress, amp_dtype
 from hpo.train.runner import RunInfo, load_models, load_run
 
 __all__ = [
@@ -259,7 +259,7 @@ def ensemble_proba(
     zoom: float = 0.95,
     amp: bool = True,
     channels_last: bool = True,
-    progress: bool = False,
+    progress: StepProgress | None = None,
 ) -> np.ndarray:
     """Mean softmax probabilities of ``models`` on ``images`` (``uint8 (N, H, W, 3)``, a host
     array or a tensor from :func:`upload_images`).
@@ -296,15 +296,18 @@ def ensemble_proba(
             model.to(memory_format=torch.channels_last)
         chunks = []
         starts = range(0, n, step)
-        with torch.inference_mode(), _bar(progress, "predict", len(starts)) as advance:
-            for begin in starts:
+        if progress is not None:
+            progress("predict", 0, len(starts))
+        with torch.inference_mode():
+            for done, begin in enumerate(starts, 1):
                 x = prepare_batch(_batch(images, begin, begin + step, device), augment=None)
                 x = _with_views(x, views, zoom).contiguous(memory_format=memory_format)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = model(x)
                 probs = logits.float().softmax(1)
                 chunks.append(probs.view(n_views, -1, probs.shape[1]).mean(0))
-                advance()
+                if progress is not None:
+                    progress("predict", done, len(starts))
         total = total + torch.cat(chunks).double()
     return (total / len(models)).cpu().numpy().astype(np.float32)
 
@@ -363,7 +366,7 @@ def predict_run(
     device: torch.device,
     tta: bool | str | Sequence[str] | None = False,
     batch_size: int = 256,
-    progress: bool = False,
+    progress: StepProgress | None = None,
 ) -> Predictions:
     """Predict every eval image with the run's model(s): :func:`predict_runs` of one run."""
     return predict_runs(
@@ -393,7 +396,7 @@ def predict_runs(
     weights: Sequence[float] | None = None,
     tta: bool | str | Sequence[str] | None = False,
     batch_size: int = 256,
-    progress: bool = False,
+    progress: StepProgress | None = None,
     class_weights: Sequence[float] | None = None,
 ) -> Predictions:
     """Predict every eval image with the weighted mean of several runs' probabilities.
@@ -411,7 +414,8 @@ def predict_runs(
             names (``"hflip,scale"``): those views, each of which must be safe for every run
             (:func:`resolve_views`); ``False``/None: no TTA.
         batch_size: Inputs per forward pass (views included).
-        progress: Show progress bars (decoding, each model's pass) on stderr.
+        progress: Told of each model's pass (``hpo.train.loop.StepProgress``); with it,
+            decoding shows its own progress too.
         class_weights: Per-class decision weights (``hpo ensemble --thresholds``): the
             predicted class is the argmax of ``class_weights * proba``; ``proba`` stays the
             plain mean.
@@ -439,7 +443,7 @@ def predict_runs(
         config.data.image_size,
         cache_dir=config.data.cache_dir,
         skip_bad_files=config.data.skip_bad_files,
-        progress=progress,
+        progress=progress is not None,
         crop=config.data.crop,
     )
     on_device = upload_images(np.asarray(decoded.array), device)

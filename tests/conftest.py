@@ -13,7 +13,10 @@ from hpo.testing.pictures import PicturesStudy, run_pictures_study
 from hpo.testing.postgres import PostgresServer, require_postgres_bindir
 from hpo.testing.postgres import postgres_server as _postgres_server
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Tests run on the CPU: GPUs are hidden unless HPO_TEST_CUDA=1 keeps them visible, so that
+# `HPO_TEST_CUDA=1 pytest` on a GPU machine runs the CUDA tests too (they skip without one).
+if os.environ.get("HPO_TEST_CUDA", "") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture(autouse=True)

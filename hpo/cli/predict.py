@@ -85,6 +85,8 @@ def predict(
     """Predict the eval images and write the submission file."""
     import logging
 
+    from hpo.cli._console import make_console
+    from hpo.cli._steps import StepBars
     from hpo.predict import predict_runs, write_predictions
     from hpo.train.device import configure_backends, resolve_device
 
@@ -104,16 +106,20 @@ def predict(
         raise ConfigError("name a run (--run RUN_DIR, repeatable) or an --ensemble file")
     torch_device = resolve_device(device)
     configure_backends(torch_device)
-    pred = predict_runs(
-        runs,
-        data,
-        device=torch_device,
-        weights=shares,
-        tta=tta,
-        batch_size=batch_size,
-        progress=True,
-        class_weights=class_weights,
-    )
+    bars = StepBars(make_console(stderr=True))
+    try:
+        pred = predict_runs(
+            runs,
+            data,
+            device=torch_device,
+            weights=shares,
+            tta=tta,
+            batch_size=batch_size,
+            progress=bars.callback,
+            class_weights=class_weights,
+        )
+    finally:
+        bars.close()
     log = logging.getLogger("hpo")
     for path, reason in pred.bad[:5]:
         log.warning("could not decode %s (%s): predicted the most frequent class", path, reason)

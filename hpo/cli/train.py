@@ -73,6 +73,7 @@ def train(
     from rich.markup import escape
 
     from hpo.cli._console import make_console
+    from hpo.cli._steps import StepBars
     from hpo.config import load_train_config
     from hpo.train import configure_backends, resolve_device, seed_everything
     from hpo.train.loop import EpochResult
@@ -125,6 +126,7 @@ def train(
                 f"on {torch_device} -> {run_dir}"
             )
         )
+    bars = StepBars(console)
     try:
         report = train_run(
             config,
@@ -132,7 +134,7 @@ def train(
             device=torch_device,
             full=full,
             folds=chosen,
-            progress=not quiet,
+            progress=None if quiet else bars.callback,
             on_epoch_end=callback,
         )
         if events is not None:
@@ -144,6 +146,7 @@ def train(
                 params or flat_hparams(config.to_dict()["train"]), report["mean_macro_f1"]
             )
     finally:
+        bars.close()
         if events is not None:
             events.close()
     click.echo(f"run dir: {run_dir}")

@@ -21,6 +21,8 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "prepare_batch"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _LUMA = (0.299, 0.587, 0.114)
+_CHANNELS_LAST_FIRST = frozenset({"cuda"})
+"""Device types where a channels_last batch is built in that layout from the start."""
 
 
 def _uniform(
@@ -142,9 +144,15 @@ def prepare_batch(
             f"expected a uint8 (B, H, W, 3) batch, got {batch.dtype} {tuple(batch.shape)}"
         )
     with torch.no_grad():
-        # Channels first in memory before anything else: every per-channel operation below
-        # runs several times slower on the (B, H, W, 3) layout a plain permute leaves.
-        x = batch.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
+        nchw = batch.permute(0, 3, 1, 2)
+        if channels_last and batch.device.type in _CHANNELS_LAST_FIRST:
+            # The permuted (B, H, W, 3) batch already is channels_last: converting it to float
+            # keeps that layout, with no copy to channels first and back again.
+            x = nchw.to(torch.float32).div_(255.0)
+        else:
+            # Channels first in memory before anything else: on the CPU every per-channel
+            # operation below runs several times slower on the layout a plain permute leaves.
+            x = nchw.contiguous().to(torch.float32).div_(255.0)
         if augment is not None and len(x) > 0:
             x = _geometry(x, augment, generator)
             if augment.color_jitter > 0:

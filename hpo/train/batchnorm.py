@@ -7,15 +7,20 @@ V2 keep torch's 0.1): with the few steps per epoch of a small data set the avera
 mostly hold their starting values (after 24 steps, 79 %), and a network that trains well,
 evaluated with them, predicts one class. A layer whose average cannot forget within one epoch
 (``(1 - momentum) ** steps > STALE_WEIGHT``) therefore averages the batch statistics of each
-epoch equally instead (torch's cumulative average, ``momentum=None``, restarted every epoch): at
-the epoch's end its statistics are those of that epoch, at no extra cost. Layers with torch's
-default momentum 0.1 are left alone.
+epoch equally instead (a cumulative average, restarted every epoch): at the epoch's end its
+statistics are those of that epoch, at no extra cost. Layers with torch's default momentum 0.1
+are left alone.
+
+The cumulative average is torch's ``momentum=None`` computed without it: torch then divides by
+``float(num_batches_tracked)``, a tensor on the device, which on CUDA waits for the GPU in every
+such layer on every step. Here the momentum of step ``k`` (from 1) is set to the Python float
+``1 / k`` before the step's forward pass: the same average, no synchronisation.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -48,15 +53,26 @@ def slow_layers(layers: list[_BatchNorm], steps: int) -> list[_BatchNorm]:
 
 
 @contextlib.contextmanager
-def epoch_averaged(layers: list[_BatchNorm]) -> Iterator[None]:
+def epoch_averaged(layers: list[_BatchNorm]) -> Iterator[Callable[[], None]]:
     """For the block (one epoch's training), ``layers`` restart their statistics and average
-    every batch equally; their momentum is restored afterwards."""
+    every batch equally; their momentum is restored afterwards.
+
+    Yields the function to call before each training forward pass: it sets the layers'
+    momentum to ``1 / k`` for the ``k``-th batch of the block.
+    """
     saved = [layer.momentum for layer in layers]
     for layer in layers:
         layer.reset_running_stats()
-        layer.momentum = None
+    seen = 0
+
+    def next_batch() -> None:
+        nonlocal seen
+        seen += 1
+        for layer in layers:
+            layer.momentum = 1.0 / seen
+
     try:
-        yield
+        yield next_batch
     finally:
         for layer, momentum in zip(layers, saved, strict=True):
             layer.momentum = momentum

@@ -21,7 +21,7 @@ import torch
 from hpo.config import TrainConfig
 from hpo.data import LoadedData, Samples, get_layout, kfold_splits
 from hpo.exceptions import ConfigError
-from hpo.train.loop import EpochResult, FitResult, fit
+from hpo.train.loop import EpochResult, FitResult, StepProgress, fit
 
 __all__ = [
     "CrossValResult",
@@ -242,7 +242,7 @@ def cross_validate(
     splits: Sequence[Split] | None = None,
     on_epoch_end: Callable[[int | None, EpochResult], bool | None] | None = None,
     on_fold_end: Callable[[int | None, FoldRun], bool | None] | None = None,
-    progress: bool = False,
+    progress: StepProgress | None = None,
 ) -> CrossValResult:
     """Train ``config`` on each chosen fold in turn (or once on all data), calling back after
     every epoch and every fold.
@@ -261,7 +261,7 @@ def cross_validate(
             (``on_fold_end`` is still called, with ``fold_run.stopped`` set).
         on_fold_end: Called as ``on_fold_end(fold, fold_run)`` after each fold; returning
             False ends the run there (None or True goes on).
-        progress: Show a progress bar of each epoch's steps.
+        progress: Told of each epoch's steps (:data:`hpo.train.loop.StepProgress`).
 
     Returns:
         The folds run (also the one stopped after) and their aggregates.

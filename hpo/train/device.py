@@ -65,10 +65,21 @@ def configure_backends(device: torch.device, *, deterministic: bool = False) -> 
     """
     if device.type != "cuda":
         return
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    _allow_tf32()
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic
+
+
+def _allow_tf32() -> None:
+    # torch 2.9+ sets precision per backend and operation; the older allow_tf32 flags are
+    # deprecated there (and mixing the two APIs is an error), so use them only on older torch.
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+        matmul.fp32_precision = "tf32"
+        conv.fp32_precision = "tf32"  # type: ignore[union-attr]
+    else:  # pragma: no cover - torch < 2.9
+        matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def set_threads(threads: int) -> None:

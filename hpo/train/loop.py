@@ -1,19 +1,19 @@
 """The training loop: fit one model on one split, evaluating every epoch; batch prediction.
 
-The used images are copied to the training device once, as uint8; every batch is sliced,
-normalized and augmented there (``hpo.data.prepare_batch``), so an epoch costs about what the
-model's own forward and backward passes cost: no DataLoader, no PIL, no host copies per step.
-On CUDA the loop uses autocast (bfloat16 where supported, else float16 with a GradScaler) and
-channels_last, and reads values back from the device once per epoch: losses are summed on the
-device, and a non-finite loss is recorded there and reported at the end of the epoch.
+The images are on the training device once per process, as uint8 (``hpo.train.resident``);
+every batch is sliced, normalized and augmented there (``hpo.data.prepare_batch``), so an epoch
+costs about what the model's own forward and backward passes cost: no DataLoader, no PIL, no
+host copies per step. On CUDA the loop uses autocast (bfloat16 on GPUs of compute capability
+8.0 and later, else float16 with a GradScaler) and channels_last, and reads values back from
+the device once per epoch: losses are summed on the device, and a non-finite loss is recorded
+there and reported at the end of the epoch. Progress goes to a callback; the CLI draws it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,15 +29,24 @@ from hpo.train.device import use_channels_last
 from hpo.train.losses import LOSSES
 from hpo.train.metrics import classification_metrics
 from hpo.train.models import build_model, head_name, set_backbone_trainable
-from hpo.train.optim import build_optimizer, build_schedule
+from hpo.train.optim import Schedule, build_optimizer, build_schedule
+from hpo.train.resident import resident_images
 
 __all__ = [
     "EpochResult",
     "FitResult",
+    "StepProgress",
     "amp_dtype",
     "fit",
+    "optimizer_step",
     "predict_proba",
 ]
+
+
+StepProgress = Callable[[str, int, int], None]
+"""Called as ``progress(what, done, total)`` as a pass over batches goes on: ``what`` names the
+pass (``epoch 2/8``, ``predict``), ``done`` of ``total`` batches are finished (0 when it
+starts; ``done == total`` when it ends)."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +94,44 @@ class FitResult:
     stopped: bool = False
 
 
-def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype for ``device``: bfloat16 on GPUs that have it, else float16; None
-    (full precision) on the CPU or when disabled."""
+def amp_dtype(
+    device: torch.device, enabled: bool = True, *, capability: tuple[int, int] | None = None
+) -> torch.dtype | None:
+    """The autocast dtype for ``device``: None (full precision) on the CPU or when disabled.
+
+    On CUDA, bfloat16 where the GPU computes it natively (compute capability 8.0, Ampere, and
+    later), else float16, which the loop pairs with a GradScaler. ``capability`` is that of
+    ``device`` unless given. (``torch.cuda.is_bf16_supported()`` would ask about the current
+    device, not ``device``, and counts emulated bfloat16, which is slow on V100 and T4.)
+    """
     if not enabled or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if capability is None:
+        capability = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
+
+
+def optimizer_step(
+    scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, schedule: Schedule
+) -> bool:
+    """Step ``optimizer`` (through ``scaler``), then ``schedule`` if the optimizer stepped.
+
+    A float16 GradScaler skips the step when the gradients hold inf or NaN (and lowers its
+    scale): the schedule then waits too, so warm-up and decay count real steps only. Returns
+    whether the optimizer stepped.
+    """
+    if not scaler.is_enabled():
+        optimizer.step()
+        schedule.batch_end()
+        return True
+    # scaler.step has already read found_inf back from the device: get_scale adds no stall.
+    before = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    stepped = scaler.get_scale() >= before
+    if stepped:
+        schedule.batch_end()
+    return stepped
 
 
 def fit(
@@ -103,7 +144,7 @@ def fit(
     device: torch.device,
     num_classes: int,
     on_epoch_end: Callable[[EpochResult], bool | None] | None = None,
-    progress: bool = False,
+    progress: StepProgress | None = None,
     mask_factors: bool = False,
 ) -> FitResult:
     """Train ``config.train``'s model on ``train_idx``, evaluating on ``val_idx`` every epoch.
@@ -119,18 +160,20 @@ def fit(
         labels: ``int (N,)`` class indices of all samples.
         train_idx: Positions of the training samples.
         val_idx: Positions of the validation samples, or None to train without validation.
-        device: Where to train; the used images are copied there once.
+        device: Where to train; ``images`` goes there once per process
+            (:func:`hpo.train.resident.resident_images`) and must not change in place.
         num_classes: Number of classes (the model's outputs).
         on_epoch_end: Called with each epoch's result after its evaluation. Returning False
             stops training there: ``fit`` returns the model as that epoch left it, with
             ``stopped`` set (None or True goes on). An exception it raises propagates out of
             ``fit`` unchanged.
-        progress: Show a transient progress bar of each epoch's steps.
+        progress: Told of each epoch's steps (:data:`StepProgress`).
         mask_factors: Labels are the competition's 18 classes: also report the macro-F1 of
             each factor (mask, gender, age).
 
     Raises:
-        TrainingError: The loss became NaN or infinite.
+        TrainingError: The loss became NaN or infinite, or the GPU lacks the memory for the
+            images.
         DataError: No training samples, or labels outside ``0..num_classes-1``.
     """
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -162,7 +205,7 @@ class _Fit:
         *,
         device: torch.device,
         num_classes: int,
-        progress: bool,
+        progress: StepProgress | None,
         mask_factors: bool,
     ) -> None:
         cfg = config.train
@@ -182,12 +225,17 @@ class _Fit:
         train_idx = np.asarray(train_idx, dtype=np.int64)
         if len(train_idx) == 0:
             raise DataError("no training samples")
-        self.x_train, self.y_train = _to_device(images, labels, train_idx, device, num_classes)
+        self.y_train = _labels(labels, train_idx, device, num_classes)
         self.val_idx = None if val_idx is None else np.asarray(val_idx, dtype=np.int64)
         self.y_val_np: np.ndarray | None = None
         if self.val_idx is not None and len(self.val_idx) > 0:
-            self.x_val, self.y_val = _to_device(images, labels, self.val_idx, device, num_classes)
+            self.y_val = _labels(labels, self.val_idx, device, num_classes)
             self.y_val_np = np.asarray(labels[self.val_idx], dtype=np.int64)
+        # The whole set stays on the device (once per process); batches index it there.
+        self.images = resident_images(images, device)
+        self.train_pos = torch.from_numpy(train_idx).to(device)
+        if self.y_val_np is not None:
+            self.val_pos = torch.from_numpy(self.val_idx).to(device)
 
         image_size = (int(images.shape[1]), int(images.shape[2]))
         self.model = build_model(cfg.model, num_classes, image_size).to(device)
@@ -282,20 +330,21 @@ class _Fit:
         # Batch norms too slow to forget within this epoch average its batches instead, so
         # evaluation after it uses this epoch's statistics (see hpo.train.batchnorm).
         slow = slow_layers(trainable_layers(model), len(starts))
-        bar = _bar(self.progress, f"epoch {epoch + 1}/{cfg.epochs}", len(starts))
-        with epoch_averaged(slow), bar as advance:
+        what = f"epoch {epoch + 1}/{cfg.epochs}"
+        advance = self.progress or _no_progress
+        advance(what, 0, len(starts))
+        with epoch_averaged(slow) as next_batch:
             for step, begin in enumerate(starts):
                 idx = perm[begin : begin + batch_size]
+                next_batch()
                 loss = self._loss(idx)
                 # Each micro-batch's share of its accumulation group (the last may be short).
                 group_start = step - step % accum
                 group_size = min(accum, len(starts) - group_start)
                 self.scaler.scale(loss / group_size).backward()
                 if step - group_start + 1 == group_size:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
+                    optimizer_step(self.scaler, self.optimizer, self.schedule)
                     self.optimizer.zero_grad(set_to_none=True)
-                    self.schedule.batch_end()
                 loss = loss.detach()
                 loss_sum += loss * len(idx)
                 seen += len(idx)
@@ -306,7 +355,7 @@ class _Fit:
                     first_bad = torch.where(
                         (first_bad < 0) & ~torch.isfinite(loss), step, first_bad
                     )
-                advance()
+                advance(what, step + 1, len(starts))
         total, bad = torch.stack([loss_sum, first_bad.to(loss_sum.dtype)]).tolist()
         if bad >= 0 or not np.isfinite(total):
             self._raise_bad_loss(total, epoch, int(bad), len(starts))
@@ -315,7 +364,7 @@ class _Fit:
     def _loss(self, idx: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         x = _prepare(
-            self.x_train[idx],
+            self.images[self.train_pos[idx]],
             augment=cfg.augment,
             generator=self.generator,
             channels_last=self.channels_last,
@@ -344,7 +393,7 @@ class _Fit:
         chunks = []
         for begin in range(0, n, batch_size):
             x = _prepare(
-                self.x_val[begin : begin + batch_size],
+                self.images[self.val_pos[begin : begin + batch_size]],
                 augment=None,
                 channels_last=self.channels_last,
             )
@@ -375,13 +424,14 @@ def predict_proba(
     tta: bool = False,
     amp: bool = True,
     channels_last: bool = True,
-    progress: bool = False,
+    progress: StepProgress | None = None,
 ) -> np.ndarray:
     """Softmax probabilities ``float32 (N, C)`` of ``model`` for ``uint8 (N, H, W, 3)`` images.
 
     Images go to ``device`` a batch at a time (pinned, asynchronous copies on CUDA); with
     ``tta`` each image's probabilities are averaged with those of its mirror image.
-    ``amp`` and ``channels_last`` apply on CUDA only.
+    ``amp`` and ``channels_last`` apply on CUDA only; ``progress`` is told of the batches
+    (``what`` is ``predict``).
     """
     on_cuda = device.type == "cuda"
     dtype = amp_dtype(device, amp)
@@ -391,8 +441,10 @@ def predict_proba(
         model.to(memory_format=torch.channels_last)
     chunks = []
     starts = range(0, len(images), batch_size)
-    with torch.inference_mode(), _bar(progress, "predict", len(starts)) as advance:
-        for begin in starts:
+    advance = progress or _no_progress
+    advance("predict", 0, len(starts))
+    with torch.inference_mode():
+        for done, begin in enumerate(starts, 1):
             batch = torch.from_numpy(np.array(images[begin : begin + batch_size]))
             if on_cuda:
                 batch = batch.pin_memory()
@@ -404,7 +456,7 @@ def predict_proba(
                 if tta:
                     probs = (probs + model(x.flip(3)).float().softmax(1)) / 2
             chunks.append(probs)
-            advance()
+            advance("predict", done, len(starts))
     if not chunks:
         raise DataError("no images to predict")
     return torch.cat(chunks).cpu().numpy()
@@ -432,17 +484,17 @@ def _prepare(
     return prepare_batch(batch, augment=augment, generator=generator, channels_last=channels_last)
 
 
-def _to_device(
-    images: np.ndarray, labels: np.ndarray, idx: np.ndarray, device: torch.device, num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _no_progress(what: str, done: int, total: int) -> None:
+    pass
+
+
+def _labels(
+    labels: np.ndarray, idx: np.ndarray, device: torch.device, num_classes: int
+) -> torch.Tensor:
     y = np.asarray(labels[idx], dtype=np.int64)
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
-    # Fancy indexing copies into ordinary (writable) memory, also from a read-only memmap.
-    x = torch.from_numpy(np.ascontiguousarray(images[idx]))
-    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[-1] != 3:
-        raise DataError(f"expected uint8 images (N, H, W, 3), got {x.dtype} {tuple(x.shape)}")
-    return x.to(device), torch.from_numpy(y).to(device)
+    return torch.from_numpy(y).to(device)
 
 
 def _mix(
@@ -471,28 +523,3 @@ def _mix(
         return x, 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
     lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
     return x.flip(0).lerp_(x, lam), lam
-
-
-@contextmanager
-def _bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
-    """A transient rich progress bar; yields the function that advances it by one."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:  # a log file gets the caller's per-epoch lines, not bars
-        yield lambda: None
-        return
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)

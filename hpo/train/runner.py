@@ -44,7 +44,7 @@ from hpo.config import TrainConfig, load_yaml, train_config_from_dict
 from hpo.data import load_training_data
 from hpo.exceptions import ConfigError, DataError
 from hpo.train.crossval import FoldRun, cross_validate, fold_name, make_splits, resolve_folds
-from hpo.train.loop import EpochResult
+from hpo.train.loop import EpochResult, StepProgress
 from hpo.train.models import build_model, check_weights
 
 __all__ = ["RunInfo", "load_models", "load_run", "resolve_folds", "train_run"]
@@ -86,7 +86,7 @@ def train_run(
     device: torch.device,
     full: bool = False,
     folds: Sequence[int] | None = None,
-    progress: bool = True,
+    progress: StepProgress | None = None,
     on_epoch_end: Callable[[str, EpochResult], None] | None = None,
 ) -> dict[str, Any]:
     """Train and write a run directory; returns what ``metrics.json`` holds.
@@ -98,7 +98,8 @@ def train_run(
         full: Train one model on all the data, without validation.
         folds: Folds to train as an ensemble (default: the first ``train.kfold.folds``);
             ignored with ``full``.
-        progress: Show progress bars (image decoding, each epoch's steps).
+        progress: Told of each epoch's steps (:data:`hpo.train.loop.StepProgress`); with
+            it, decoding the images shows its own progress too.
         on_epoch_end: Called with the part's name (``fold_0``, ``full``) and each epoch's
             result.
 
@@ -112,7 +113,7 @@ def train_run(
         raise ConfigError(f"--out {out_dir}: already exists and is not empty; choose a new one")
     chosen = [] if full else resolve_folds(config, folds)
     check_weights(config.train.model)  # before decoding any image
-    loaded = load_training_data(config.data, progress=progress)
+    loaded = load_training_data(config.data, progress=progress is not None)
     samples = loaded.samples
     kfold = config.train.kfold
     # Split before creating the run directory: a data set too small to split leaves nothing.

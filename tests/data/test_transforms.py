@@ -154,3 +154,27 @@ def test_colour_jitter_is_brightness_then_contrast_then_saturation() -> None:
     ref = (ref - mean) * c + mean
     ref = (ref - luma(ref)) * s + luma(ref)
     torch.testing.assert_close(out, ref.clamp(0, 1))
+
+
+@pytest.mark.parametrize(
+    "augment",
+    [None, NO_AUGMENT, AugmentConfig(), AugmentConfig(crop_scale=0.7, color_jitter=0.3)],
+)
+def test_channels_last_from_the_start_gives_the_same_batch(
+    augment: AugmentConfig | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CUDA the batch is channels_last from the uint8 -> float step on (no copies to
+    channels first and back); the CPU path, switched the same way here, must agree."""
+    from hpo.data import transforms
+
+    x = batch(seed=3)
+    expected = prepare_batch(x, augment=augment, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(transforms, "_CHANNELS_LAST_FIRST", frozenset({"cpu", "cuda"}))
+    out = prepare_batch(
+        x, augment=augment, generator=torch.Generator().manual_seed(2), channels_last=True
+    )
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+    if augment is None:  # nothing between: the float conversion is the only full-size tensor
+        converted = x.permute(0, 3, 1, 2).to(torch.float32)
+        assert converted.is_contiguous(memory_format=torch.channels_last)

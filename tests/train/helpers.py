@@ -9,8 +9,11 @@ import numpy as np
 import torch
 
 from hpo.config import TrainConfig
+from hpo.train.loop import FitResult, fit
 
 CPU = torch.device("cpu")
+TRAIN, VAL = np.arange(72), np.arange(72, 96)
+"""The default split of :func:`learnable_data`'s 96 samples."""
 
 TINY: dict[str, Any] = {
     "data": {"image_size": [16, 16]},
@@ -47,3 +50,27 @@ def learnable_data(
 
 
 CliRun = Callable[..., tuple[int, str, str]]
+
+
+def tiny_fit(
+    config: TrainConfig,
+    data: tuple[np.ndarray, np.ndarray],
+    train_idx: np.ndarray = TRAIN,
+    val_idx: np.ndarray | None = VAL,
+    *,
+    num_classes: int = 3,
+    **kwargs: Any,
+) -> FitResult:
+    """``fit`` on the CPU: ``data`` is ``(images, labels)``; the split defaults to
+    :data:`TRAIN` / :data:`VAL`; ``kwargs`` go to ``fit`` (``on_epoch_end``, ``progress``, ...)."""
+    images, labels = data
+    return fit(
+        config,
+        images,
+        labels,
+        train_idx,
+        val_idx,
+        device=CPU,
+        num_classes=num_classes,
+        **kwargs,
+    )

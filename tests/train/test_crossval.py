@@ -11,10 +11,10 @@ import pytest
 from hpo.config import DataConfig
 from hpo.data import DecodedImages, LoadedData, Samples, load_training_data
 from hpo.exceptions import ConfigError
-from hpo.train import EpochResult, FoldRun, cross_validate, fit, make_splits
+from hpo.train import EpochResult, FoldRun, cross_validate, make_splits
 from hpo.train.crossval import resolve_folds
 
-from .helpers import CPU, MakeConfig, learnable_data
+from .helpers import CPU, MakeConfig, learnable_data, tiny_fit
 
 PEOPLE, PER_PERSON = 24, 4
 
@@ -87,15 +87,7 @@ def test_a_fold_is_exactly_what_fit_gives_on_its_split(
     config = _config(make_config, **{"train.kfold.folds": 1})
     result = cross_validate(config, tiny, device=CPU)
     train_idx, val_idx = make_splits(config, tiny.samples)[0]
-    direct = fit(
-        config,
-        tiny.images.array,
-        tiny.samples.labels,
-        train_idx,
-        val_idx,
-        device=CPU,
-        num_classes=3,
-    )
+    direct = tiny_fit(config, (tiny.images.array, tiny.samples.labels), train_idx, val_idx)
     (fold,) = result.folds
     assert fold.metrics == direct.metrics
     assert _timeless(fold.history) == _timeless(direct.history)

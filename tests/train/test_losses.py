@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from hpo.config import train_config_from_dict
 from hpo.exceptions import ConfigError
-from hpo.train.losses import LOSSES, class_weights
+from hpo.train.losses import LOSSES, FocalLoss, class_weights
 
 COUNTS = [50, 30, 15, 5]
 
@@ -136,3 +137,29 @@ def test_bad_loss_settings_name_the_key(loss: dict[str, object], fragment: str) 
     with pytest.raises(ConfigError) as info:
         train_config_from_dict({"train": {"loss": loss}}, "cfg.yaml")
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
+def test_focal_loss_and_gradient_stay_finite_at_large_margins(gamma: float, bf16: bool) -> None:
+    """``(1 - p_t) ** gamma`` with gamma < 1 has an infinite derivative at p_t = 1: logits
+    confident enough for p_t to round to 1 (margins of ~17 in fp32, less in bfloat16) must
+    still give a finite loss and gradient, right or wrong, for every gamma the GPU study
+    searches (0.5-3.0)."""
+    margins = torch.tensor([0.0, 5.0, 10.0, 17.0, 30.0, 60.0, 88.0, 100.0])
+    logits = torch.zeros(2 * len(margins), 18)
+    targets = torch.full((2 * len(margins),), 4)
+    logits[: len(margins), 4] = margins  # confident and right: p_t -> 1
+    logits[len(margins) :, 7] = margins  # confident and wrong: p_t -> 0
+    leaf = logits.clone().requires_grad_()
+    layer = nn.Linear(18, 18)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(18))
+        layer.bias.zero_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = layer(leaf)  # bfloat16 logits under autocast, as a model's head gives them
+        loss = FocalLoss(gamma)(out, targets)
+    loss.backward()
+    assert leaf.grad is not None and layer.weight.grad is not None
+    assert torch.isfinite(loss)
+    assert torch.isfinite(leaf.grad).all() and torch.isfinite(layer.weight.grad).all()

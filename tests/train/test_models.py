@@ -12,7 +12,7 @@ from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
 from hpo.train.models import MODELS, build_model, head_name, set_backbone_trainable
 
-from .helpers import MakeConfig, learnable_data
+from .helpers import MakeConfig, learnable_data, tiny_fit
 
 CPU = torch.device("cpu")
 
@@ -131,8 +131,6 @@ def test_set_backbone_trainable_freezes_all_but_the_head() -> None:
 
 
 def test_frozen_backbone_does_not_change_during_fit(make_config: MakeConfig) -> None:
-    from hpo.train import fit
-
     images, labels = learnable_data(n=48)
     idx = torch.arange(48).numpy()
     torch.manual_seed(0)
@@ -141,7 +139,7 @@ def test_frozen_backbone_does_not_change_during_fit(make_config: MakeConfig) -> 
     with torch.random.fork_rng():
         torch.manual_seed(config.train.seed)
         initial = build_model(config.train.model, 3).state_dict()
-    result = fit(config, images, labels, idx, None, device=CPU, num_classes=3)
+    result = tiny_fit(config, (images, labels), idx, None)
     final = result.model.state_dict()
     head = head_name(config.train.model.name)
     for key, value in initial.items():
