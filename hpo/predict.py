@@ -41,7 +41,7 @@ from hpo.data import get_layout, load_eval, load_images, prepare_batch
 from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS
 from hpo.data._mask import find_eval_dir, is_metadata
 from hpo.exceptions import ConfigError, DataError
-from hpo.train.loop import StepProgress, amp_dtype
+from hpo.train.loop import StepProgress, amp_dtype, decoding_progress
 from hpo.train.runner import RunInfo, load_models, load_run
 
 __all__ = [
@@ -443,7 +443,7 @@ def predict_runs(
         config.data.image_size,
         cache_dir=config.data.cache_dir,
         skip_bad_files=config.data.skip_bad_files,
-        progress=progress is not None,
+        advance=decoding_progress(progress),
         crop=config.data.crop,
     )
     on_device = upload_images(np.asarray(decoded.array), device)

@@ -37,6 +37,7 @@ __all__ = [
     "FitResult",
     "StepProgress",
     "amp_dtype",
+    "decoding_progress",
     "fit",
     "optimizer_step",
     "predict_proba",
@@ -47,6 +48,13 @@ StepProgress = Callable[[str, int, int], None]
 """Called as ``progress(what, done, total)`` as a pass over batches goes on: ``what`` names the
 pass (``epoch 2/8``, ``predict``), ``done`` of ``total`` batches are finished (0 when it
 starts; ``done == total`` when it ends)."""
+
+
+def decoding_progress(progress: StepProgress | None) -> Callable[[int, int], None] | None:
+    """The data loader's ``advance(done, total)`` as the pass ``decoding images``."""
+    if progress is None:
+        return None
+    return lambda done, total: progress("decoding images", done, total)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from hpo.config import TrainConfig, load_yaml, train_config_from_dict
 from hpo.data import load_training_data
 from hpo.exceptions import ConfigError, DataError
 from hpo.train.crossval import FoldRun, cross_validate, fold_name, make_splits, resolve_folds
-from hpo.train.loop import EpochResult, StepProgress
+from hpo.train.loop import EpochResult, StepProgress, decoding_progress
 from hpo.train.models import build_model, check_weights
 
 __all__ = ["RunInfo", "load_models", "load_run", "resolve_folds", "train_run"]
@@ -113,7 +113,7 @@ def train_run(
         raise ConfigError(f"--out {out_dir}: already exists and is not empty; choose a new one")
     chosen = [] if full else resolve_folds(config, folds)
     check_weights(config.train.model)  # before decoding any image
-    loaded = load_training_data(config.data, progress=progress is not None)
+    loaded = load_training_data(config.data, advance=decoding_progress(progress))
     samples = loaded.samples
     kfold = config.train.kfold
     # Split before creating the run directory: a data set too small to split leaves nothing.
