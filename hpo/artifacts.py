@@ -5,8 +5,8 @@ Every finished trial uploads with ``optuna.artifacts``: ``confusion_matrix.png``
 file (a folder, shared by the workers of several machines, or ``s3://bucket/prefix`` where boto3
 is installed), by default the folder ``<study file dir>/<name>.artifacts`` beside the default
 SQLite study. ``hpo dashboard`` serves the same store. A trial pruned inside a fold draws that
-fold as it stood at the epoch it was pruned at (``CUT_FOLD_ATTR``), and its confusion matrix
-says so.
+fold as it stood at the epoch it was pruned at (``TrialRecord.cut_fold``), and its confusion
+matrix says so.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,11 +24,10 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from hpo.exceptions import ConfigError
+from hpo.study import TrialRecord, read_study_record, study_file
 
 __all__ = [
     "ARTIFACT_FILES",
-    "CLASS_NAMES_ATTR",
-    "CUT_FOLD_ATTR",
     "PrefixedStore",
     "artifact_location",
     "artifact_location_for",
@@ -43,22 +42,21 @@ CURVES_PNG = "learning_curves.png"
 PER_CLASS_CSV = "per_class_f1.csv"
 ARTIFACT_FILES = (CONFUSION_PNG, CURVES_PNG, PER_CLASS_CSV)
 _SUFFIX = ".artifacts"
-CLASS_NAMES_ATTR = "hpo:class_names"
-CUT_FOLD_ATTR = "cut_fold"
-"""User attribute of a trial pruned inside a fold: ``{"fold", "epoch", "epochs"}``. Its
-``per_class_f1``, ``confusion`` and factor F1s include that fold as it stood at that epoch (the
-loop validates every epoch, so nothing is recomputed)."""
 
 
-def scores_source(attrs: Mapping[str, Any]) -> str | None:
+def scores_source(record: TrialRecord) -> str | None:
     """Where a pruned trial's confusion matrix, per-class F1 and factor F1s come from, in words
-    (``fold 0 at epoch 1/3, where the trial was pruned``); None unless a fold was cut short."""
-    cut = attrs.get(CUT_FOLD_ATTR)
-    if not isinstance(cut, Mapping):
+    (``fold 0 at epoch 1/3, where the trial was pruned``); None unless a fold was cut short.
+
+    The scores of a trial pruned inside a fold include that fold as it stood at that epoch (the
+    loop validates every epoch, so nothing is recomputed).
+    """
+    cut = record.cut_fold
+    if cut is None:
         return None
-    where = f"epoch {cut['epoch']}/{cut['epochs']}"
-    text = f"fold {cut['fold']} at {where}, where the trial was pruned"
-    done = len(attrs.get("fold_scores") or [])
+    where = f"epoch {cut.epoch}/{cut.epochs}"
+    text = f"fold {cut.fold} at {where}, where the trial was pruned"
+    done = len(record.fold_scores or ())
     if done:
         text = f"{done} finished fold{'s' if done > 1 else ''} + {text}"
     return text
@@ -78,7 +76,6 @@ def artifact_location_for(name: str, *, config: Path | None = None) -> str:
     does for the storage.
     """
     from hpo.config import load_yaml
-    from hpo.study import study_file
 
     path = study_file(name, config=config)
     setting = None
@@ -181,20 +178,20 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def upload_trial_artifacts(
     trial: optuna.Trial,
-    attrs: Mapping[str, Any],
+    record: TrialRecord,
     *,
     store: Any,
     class_names: Sequence[str],
     pruned: bool,
 ) -> dict[str, str]:
-    """Draw a running trial's pictures from its user attrs and upload them.
+    """Draw a running trial's pictures from its record and upload them.
 
     A trial's artifacts can only be attached while it runs (finished trials are read-only in
     the storage), so this runs just before the trial is told its outcome.
 
     Args:
         trial: The running trial.
-        attrs: Its user attributes (``confusion``, ``per_class_f1``, ``history``).
+        record: Its record (``history`` and ``scores``).
         store: The artifact store.
         class_names: Class names, index = class id.
         pruned: Mark the pruning point on the learning curves.
@@ -209,23 +206,24 @@ def upload_trial_artifacts(
     with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
         folder = Path(tmp)
         files: list[Path] = []
-        history = attrs.get("history") or []
+        history = record.history or []
+        scores = record.scores
+        confusion = scores.confusion if scores is not None else None
+        per_class = scores.per_class_f1 if scores is not None else ()
         if history:
             fig = learning_curves_figure(
                 history, pruned=pruned, title=f"trial {trial.number} learning curves"
             )
             files.append(save_png(fig, folder / CURVES_PNG))
-        confusion = attrs.get("confusion")
         if confusion:
             if len(names) != len(confusion):
                 names = [str(k) for k in range(len(confusion))]
             title = f"trial {trial.number}: validation confusion matrix"
-            source = scores_source(attrs)
+            source = scores_source(record)
             if source:
                 title += f"\n{source}"
             fig = confusion_figure(confusion, names, title=title)
             files.append(save_png(fig, folder / CONFUSION_PNG))
-        per_class = attrs.get("per_class_f1")
         if per_class:
             _write_csv(folder / PER_CLASS_CSV, per_class_rows(per_class, names, confusion))
             files.append(folder / PER_CLASS_CSV)
@@ -251,8 +249,8 @@ def read_artifact(store: Any, artifact_id: str) -> bytes:
 
 
 def class_names_of(study: optuna.Study, n: int) -> list[str]:
-    """The class names the workers stored on the study (``CLASS_NAMES_ATTR``), or ``0..n-1``."""
-    names = study.user_attrs.get(CLASS_NAMES_ATTR)
-    if isinstance(names, list) and len(names) == n:
-        return [str(v) for v in names]
+    """The class names the workers stored on the study, or ``0..n-1``."""
+    names = read_study_record(study).class_names
+    if names is not None and len(names) == n:
+        return list(names)
     return [str(k) for k in range(n)]

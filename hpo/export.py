@@ -1,9 +1,9 @@
 """Export a study's best (or chosen) trial as the training config ``hpo train`` reads.
 
-The exported file is the trial's own ``TrainConfig`` (stored by the objective as the user attr
-``config``) plus a ``provenance`` section saying where it came from. It holds nothing that
-changes between exports (no timestamps of the export itself), so exporting the same trial twice
-gives the same bytes.
+The exported file is the trial's own ``TrainConfig`` (stored by the objective in the trial's
+record, ``TrialRecord.config``) plus a ``provenance`` section saying where it came from. It
+holds nothing that changes between exports (no timestamps of the export itself), so exporting
+the same trial twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from hpo import __version__
 from hpo.config import TrainConfig, train_config_from_dict
 from hpo.exceptions import StorageError
 from hpo.study import (
-    DATA_FINGERPRINT_ATTR,
-    DISCARDED_ATTR,
+    CONFIG_ATTR,
     best_trial,
     counts_text,
     load_study,
     mask_url,
+    read_study_record,
+    read_trial_record,
     top_trials,
 )
 
@@ -38,8 +39,6 @@ __all__ = [
     "select_trial",
     "write_top",
 ]
-
-CONFIG_ATTR = "config"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def select_trial(study: optuna.Study, trial_number: int | None = None) -> Frozen
     """The trial to export: ``trial_number`` if given, else the best complete trial.
 
     Ties on the value go to the lowest trial number, so the choice does not depend on the order
-    in which the storage returns trials. Bookkeeping trials (``hpo.study.DISCARDED_ATTR``) are
+    in which the storage returns trials. Bookkeeping trials (``hpo.study.is_discarded``) are
     never chosen.
 
     Raises:
@@ -76,13 +75,14 @@ def select_trial(study: optuna.Study, trial_number: int | None = None) -> Frozen
                 f"study {study.study_name!r} has no trial {trial_number} (trial numbers: {last})"
             )
         trial = trials[trial_number]
-        if DISCARDED_ATTR in trial.user_attrs:
+        record = read_trial_record(trial)
+        if record.discarded is not None:
             raise StorageError(
                 f"trial {trial_number} of study {study.study_name!r} was discarded "
-                f"({trial.user_attrs[DISCARDED_ATTR]}); it has no result to export"
+                f"({record.discarded}); it has no result to export"
             )
         if trial.state != TrialState.COMPLETE:
-            reason = trial.user_attrs.get("fail_reason")
+            reason = record.fail_reason
             why = f": {reason}" if trial.state == TrialState.FAIL and reason else ""
             raise StorageError(
                 f"trial {trial_number} of study {study.study_name!r} is {trial.state.name}, "
@@ -124,16 +124,17 @@ def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
         StorageError: the trial has no stored config (it was not run by ``hpo run``).
         ConfigError: the stored config is no longer valid (e.g. a model was renamed).
     """
-    raw = trial.user_attrs.get(CONFIG_ATTR)
-    if not isinstance(raw, dict):
+    record = read_trial_record(trial)
+    raw = record.config
+    if raw is None:
         raise StorageError(
             f"trial {trial.number} of study {study.study_name!r} has no stored training config "
             f"(user attr {CONFIG_ATTR!r}); only trials run by `hpo run` can be exported"
         )
     source = f"study {study.study_name!r} trial {trial.number}"
     base = train_config_from_dict({k: v for k, v in raw.items() if k != "provenance"}, source)
-    fold_scores = trial.user_attrs.get("fold_scores")
-    per_class = trial.user_attrs.get("per_class_f1")
+    fold_scores = record.fold_scores
+    per_class = record.scores.per_class_f1 if record.scores is not None else None
     completed = trial.datetime_complete.isoformat() if trial.datetime_complete else None
     provenance: dict[str, Any] = {
         "study": study.study_name,
@@ -144,7 +145,7 @@ def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
         "per_class_f1": _plain(per_class) if per_class is not None else None,
         "params": {k: _plain(trial.params[k]) for k in sorted(trial.params)},
         "completed": completed,
-        "data_fingerprint": study.user_attrs.get(DATA_FINGERPRINT_ATTR),
+        "data_fingerprint": read_study_record(study).data_fingerprint,
         "storage": mask_url(storage_url),
         "hpo_version": __version__,
     }

@@ -10,10 +10,9 @@ import optuna
 
 from hpo.artifacts import scores_source
 from hpo.config import dump_yaml
+from hpo.study import TrialRecord
 
 __all__ = ["DataSummary", "save_study_note", "save_trial_note", "study_note", "trial_note"]
-
-_FACTORS = (("f1_mask", "mask"), ("f1_gender", "gender"), ("f1_age", "age"))
 
 
 def _fmt(value: Any) -> str:
@@ -28,7 +27,7 @@ def trial_note(
     state: str,
     value: float | None,
     params: Mapping[str, Any],
-    attrs: Mapping[str, Any],
+    record: TrialRecord,
     epochs: int | None = None,
     pruner: str | None = None,
     prune_reason: str | None = None,
@@ -40,7 +39,7 @@ def trial_note(
         state: ``complete`` or ``pruned``.
         value: The objective value (mean validation macro-F1 of the folds run), if any.
         params: Sampled values.
-        attrs: The trial's user attributes as the objective left them.
+        record: The trial's record as the objective left it.
         epochs: Epochs per fold (to translate a pruning step into fold and epoch).
         pruner: Name of the study's pruner.
         prune_reason: The pruning message (what the pruner saw).
@@ -50,26 +49,26 @@ def trial_note(
         head += f", macro-F1 {value:.4f}"
     lines = [head, "", "**Sampled values**", ""]
     lines += [f"- `{k}`: {_fmt(v)}" for k, v in sorted(params.items())] or ["- (none)"]
-    folds = [float(v) for v in attrs.get("fold_scores") or []]
+    folds = list(record.fold_scores or ())
     lines += ["", "**Results**", ""]
     if folds:
         scores = ", ".join(f"{v:.4f}" for v in folds)
         lines.append(f"- fold scores (macro-F1): {scores} (mean {np.mean(folds):.4f})")
     else:
         lines.append("- fold scores: no fold finished")
-    factors = [f"{label} {attrs[key]:.4f}" for key, label in _FACTORS if key in attrs]
+    factor_f1 = record.scores.factor_f1 if record.scores is not None else {}
+    factors = [f"{label} {value:.4f}" for label, value in factor_f1.items()]
     if factors:
         lines.append(f"- per-factor F1: {', '.join(factors)}")
-    trained = attrs.get("epochs_trained")
-    if trained is not None:
-        lines.append(f"- epochs trained: {trained}")
-    if "seconds" in attrs:
-        lines.append(f"- time: {attrs['seconds']} s on {attrs.get('device', '?')}")
-    step = attrs.get("pruned_at_step")
-    if state == "pruned" or "pruned_at_fold" in attrs:
+    if record.epochs_trained is not None:
+        lines.append(f"- epochs trained: {record.epochs_trained}")
+    if record.seconds is not None:
+        lines.append(f"- time: {record.seconds} s on {record.device or '?'}")
+    step = record.pruned_at_step
+    if state == "pruned" or record.pruned_at_fold is not None:
         where = ""
-        if "pruned_at_fold" in attrs:
-            where = f"after fold {attrs['pruned_at_fold']}"
+        if record.pruned_at_fold is not None:
+            where = f"after fold {record.pruned_at_fold}"
         elif step is not None and epochs:
             where = f"at step {step} (fold {step // epochs}, epoch {step % epochs + 1}/{epochs})"
         elif step is not None:
@@ -77,7 +76,7 @@ def trial_note(
         by = f" by the {pruner} pruner" if pruner else ""
         why = f": {prune_reason}" if prune_reason else ""
         lines.append(f"- pruned {where}{by}{why}".replace("  ", " "))
-        source = scores_source(attrs)
+        source = scores_source(record)
         if source:
             lines.append(f"- confusion matrix, per-class F1 and per-factor F1 come from {source}")
     return "\n".join(lines) + "\n"

@@ -8,14 +8,12 @@ after every report; a pruned fold stops after the epoch it was pruned at and kee
 validation results, which the trial's pictures and factor F1s include (``cut_fold``). With the
 Wilcoxon pruner the unit is the fold instead: one report per fold, step = fold index, and a
 pruned trial returns the mean of the folds it ran (Optuna's advice, so TPE still learns from
-it). Every epoch's result is kept in the user attribute ``history``: one list per fold run,
-each a list of ``EpochResult.to_dict()``.
+it). What a trial records (its worker and config when it starts, its results when it ends,
+every epoch's result in ``history``) is written through ``hpo.study``'s trial record.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +23,19 @@ import numpy as np
 import optuna
 import torch
 
-from hpo.artifacts import CUT_FOLD_ATTR
 from hpo.config import DataConfig, TrainConfig, apply_overrides, train_config_from_dict
 from hpo.data import LoadedData, load_training_data
 from hpo.space import Space
-from hpo.study import StudySpec
+from hpo.study import (
+    CutFold,
+    StudySpec,
+    ValidationScores,
+    WorkerInfo,
+    record_config,
+    record_fail_reason,
+    record_result,
+    record_worker,
+)
 from hpo.train import (
     CrossValResult,
     EpochResult,
@@ -52,13 +58,29 @@ def trial_config(spec: StudySpec, space: Space, trial: optuna.Trial) -> TrainCon
 
 @dataclass
 class TrialSummary:
-    """What a trial leaves in its user attributes (besides the config)."""
+    """What a running trial has done so far; recorded once, when it ends (``record_result``)."""
 
     fold_scores: list[float] = field(default_factory=list)
     epochs_trained: int = 0
     pruned_at_step: int | None = None
+    pruned_at_fold: int | None = None
     history: list[list[dict[str, Any]]] = field(default_factory=list)
     """Per fold, each epoch's ``EpochResult.to_dict()`` (learning curves, TensorBoard)."""
+    folds: list[FoldResult] = field(default_factory=list)
+    """Every fold trained, a fold pruned inside included (its scores at that epoch)."""
+    cut_fold: CutFold | None = None
+
+    def scores(self) -> ValidationScores | None:
+        """Validation scores of the folds trained; None before the first."""
+        if not self.folds:
+            return None
+        done = CrossValResult(folds=self.folds)
+        confusion = done.confusion
+        return ValidationScores(
+            per_class_f1=tuple(done.per_class_f1),
+            confusion=None if confusion is None else tuple(tuple(row) for row in confusion),
+            **done.mean_metrics,
+        )
 
 
 def _data_key(cfg: DataConfig) -> tuple[Any, ...]:
@@ -84,8 +106,8 @@ class Objective:
         data_loader: ``DataConfig -> LoadedData`` (``hpo.data.load_training_data``).
 
     Attributes:
-        worker: ``{"host", "pid", "device"}`` of this process, recorded in every trial's user
-            attribute ``worker`` when it starts (a supervisor finds a dead worker's trial by it).
+        worker_info: This process (host, pid, device), recorded on every trial when it starts
+            (a supervisor finds a dead worker's trial by it).
         on_event: Called with ``{"event": "trial_start", "trial": N}`` and, after every epoch,
             ``{"event": "epoch", "trial": N, "fold": F, "epoch": E, "f1": X}`` (JSON-ready: a
             supervised worker forwards them to its parent's live view).
@@ -107,12 +129,13 @@ class Objective:
         self._load = data_loader or load_training_data
         self._data: dict[tuple[Any, ...], LoadedData] = {}
         self._splits: dict[tuple[Any, ...], list[Split]] = {}
-        self.worker: dict[str, Any] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "device": str(device),
-        }
+        self.worker_info = WorkerInfo.this_process(str(device))
         self.on_event: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def worker(self) -> dict[str, Any]:
+        """``{"host", "pid", "device"}`` of ``worker_info`` (the supervisor's ready event)."""
+        return self.worker_info.to_json()
 
     def data(self, cfg: DataConfig) -> LoadedData:
         key = _data_key(cfg)
@@ -124,32 +147,39 @@ class Objective:
         started = time.perf_counter()
         summary = TrialSummary()
         try:
-            trial.set_user_attr("worker", self.worker)
+            record_worker(trial, self.worker_info)
             if self.on_event is not None:
                 self.on_event({"event": "trial_start", "trial": trial.number})
             config = trial_config(self.spec, self.space, trial)
-            trial.set_user_attr("config", config.to_dict())
+            record_config(trial, config)
             return self._run(trial, config, summary)
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            record_fail_reason(trial, f"{type(exc).__name__}: {exc}")
             raise
         except KeyboardInterrupt as exc:
             # hpo.exceptions.Interrupted (SIGINT or SIGTERM) says which; a bare one is Ctrl-C.
-            trial.set_user_attr("fail_reason", getattr(exc, "reason", "interrupted (Ctrl-C)"))
+            record_fail_reason(trial, getattr(exc, "reason", "interrupted (Ctrl-C)"))
             raise
         finally:
             self._record(trial, summary, started)
 
     def _record(self, trial: optuna.Trial, summary: TrialSummary, started: float) -> None:
-        trial.set_user_attr("fold_scores", summary.fold_scores)
-        trial.set_user_attr("epochs_trained", summary.epochs_trained)
-        trial.set_user_attr("history", summary.history)
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-        trial.set_user_attr("device", str(self.device))
-        if summary.pruned_at_step is not None:
-            trial.set_user_attr("pruned_at_step", summary.pruned_at_step)
+        # Once, when the trial ends however it ends (a pruned trial keeps the scores and
+        # pictures of the fold it was pruned in): every attribute is a storage round trip.
+        record_result(
+            trial,
+            fold_scores=summary.fold_scores,
+            epochs_trained=summary.epochs_trained,
+            history=summary.history,
+            seconds=time.perf_counter() - started,
+            device=str(self.device),
+            pruned_at_step=summary.pruned_at_step,
+            pruned_at_fold=summary.pruned_at_fold,
+            cut_fold=summary.cut_fold,
+            scores=summary.scores(),
+        )
 
     def _run(self, trial: optuna.Trial, config: TrainConfig, summary: TrialSummary) -> float:
         loaded = self.data(config.data)
@@ -190,19 +220,13 @@ class Objective:
                 return False  # the runner ends the fold here and hands it to on_fold_end
             return True
 
-        trained: list[FoldResult] = []
-
         def on_fold_end(fold: int | None, run: FoldRun) -> bool:
-            # Recorded after every fold, so a pruned trial keeps its pictures: those of the
-            # folds it finished and of the fold it was pruned in, at the epoch it was pruned.
-            trained.append(run.result())
+            # A pruned trial keeps its pictures: those of the folds it finished and of the
+            # fold it was pruned in, at the epoch it was pruned.
+            summary.folds.append(run.result())
             if run.stopped:
                 epoch = run.fit.history[-1].epoch
-                trial.set_user_attr(
-                    CUT_FOLD_ATTR, {"fold": fold or 0, "epoch": epoch, "epochs": epochs}
-                )
-            self._record_folds(trial, CrossValResult(folds=trained))
-            if run.stopped:
+                summary.cut_fold = CutFold(fold=fold or 0, epoch=epoch, epochs=epochs)
                 return False
             score = float(run.score or 0.0)
             summary.fold_scores.append(score)
@@ -211,7 +235,7 @@ class Objective:
             trial.report(score, fold or 0)
             if trial.should_prune():
                 summary.pruned_at_step = fold
-                trial.set_user_attr("pruned_at_fold", fold)
+                summary.pruned_at_fold = fold
                 return False
             return True
 
@@ -226,11 +250,3 @@ class Objective:
         if prune_reason is not None:
             raise optuna.TrialPruned(prune_reason)
         return float(np.mean(summary.fold_scores))
-
-    @staticmethod
-    def _record_folds(trial: optuna.Trial, done: CrossValResult) -> None:
-        trial.set_user_attr("per_class_f1", [round(v, 4) for v in done.per_class_f1])
-        if done.confusion is not None:
-            trial.set_user_attr("confusion", done.confusion)
-        for key, value in done.mean_metrics.items():
-            trial.set_user_attr(key, round(value, 4))

@@ -16,14 +16,9 @@ from typing import Any
 
 import optuna
 
-from hpo.artifacts import (
-    CLASS_NAMES_ATTR,
-    artifact_location,
-    open_artifact_store,
-    upload_trial_artifacts,
-)
+from hpo.artifacts import artifact_location, open_artifact_store, upload_trial_artifacts
 from hpo.notes import DataSummary, save_study_note, save_trial_note, study_note, trial_note
-from hpo.study import StudySpec
+from hpo.study import StudySpec, read_trial_record, record_class_names
 
 __all__ = ["Publisher"]
 
@@ -90,8 +85,7 @@ class Publisher:
     def publish_study(self, spec: StudySpec, data: DataSummary | None) -> None:
         """Save the study note and the class names (reports read them); warn on failure."""
         try:
-            if self.study.user_attrs.get(CLASS_NAMES_ATTR) != self.class_names:
-                self.study.set_user_attr(CLASS_NAMES_ATTR, self.class_names)
+            record_class_names(self.study, self.class_names)
             body = study_note(
                 spec.name,
                 search_space=spec.search_space,
@@ -125,12 +119,12 @@ class Publisher:
 
         Each part fails on its own with a warning; none raises.
         """
-        attrs = dict(trial.user_attrs)
+        record = read_trial_record(trial)
         params = dict(trial.params)
         try:
             upload_trial_artifacts(
                 trial,
-                attrs,
+                record,
                 store=self.store,
                 class_names=self.class_names,
                 pruned=state == "pruned",
@@ -145,7 +139,7 @@ class Publisher:
                 state=state,
                 value=value,
                 params=params,
-                attrs=attrs,
+                record=record,
                 epochs=self.epochs,
                 pruner=self.pruner,
                 prune_reason=reason,
@@ -157,16 +151,14 @@ class Publisher:
             try:
                 from hpo.tensorboard import write_trial_events
 
-                history = attrs.get("history") or []
-                last = [e.get("macro_f1") for fold in history for e in fold]
                 write_trial_events(
                     self.tensorboard,
                     number=trial.number,
                     params=params,
                     # A pruned trial is compared at the last score it reached.
-                    value=value if value is not None or not last else last[-1],
+                    value=value if value is not None else record.last_macro_f1,
                     state=state,
-                    history=history,
+                    history=record.history or [],
                 )
             except Exception as exc:
                 _log.warning(

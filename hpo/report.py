@@ -24,7 +24,7 @@ from hpo.artifacts import class_names_of, per_class_rows
 from hpo.config import dump_yaml
 from hpo.exceptions import HPOError
 from hpo.export import exported_config, select_trial
-from hpo.study import kept_trials, mask_url, state_counts
+from hpo.study import kept_trials, mask_url, read_trial_record, state_counts
 
 __all__ = ["build_report", "write_report"]
 
@@ -168,13 +168,13 @@ def _best_trial(study: optuna.Study, best: FrozenTrial, storage_url: str) -> lis
         for k, v in sorted(best.params.items())
     )
     parts.append(f"<table><tr><th>parameter</th><th>value</th></tr>{params}</table>")
-    history = best.user_attrs.get("history")
-    if history:
-        fig = learning_curves_figure(history, title=f"trial {best.number} learning curves")
+    record = read_trial_record(best)
+    if record.history:
+        fig = learning_curves_figure(record.history, title=f"trial {best.number} learning curves")
         parts.append(_png(png_bytes(fig), "learning curves of the best trial"))
-    confusion = best.user_attrs.get("confusion")
-    per_class = best.user_attrs.get("per_class_f1")
-    n = len(confusion) if confusion else len(per_class or [])
+    confusion = record.scores.confusion if record.scores is not None else None
+    per_class = record.scores.per_class_f1 if record.scores is not None else ()
+    n = len(confusion) if confusion else len(per_class)
     names = class_names_of(study, n)
     parts.append('<div class="row">')
     if confusion:

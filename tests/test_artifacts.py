@@ -24,7 +24,7 @@ from hpo.artifacts import (
 from hpo.exceptions import ConfigError
 from hpo.notes import trial_note
 from hpo.publish import Publisher
-from hpo.study import FINISHED
+from hpo.study import FINISHED, CutFold, TrialRecord, ValidationScores
 from hpo.testing.pictures import PicturesStudy
 
 
@@ -96,17 +96,15 @@ def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
         state="pruned",
         value=None,
         params={"train.optimizer.lr": 0.0123456},
-        attrs={
-            "fold_scores": [0.41],
-            "f1_mask": 0.9,
-            "f1_gender": 0.8,
-            "f1_age": 0.5,
-            "epochs_trained": 5,
-            "pruned_at_step": 4,
-            "cut_fold": {"fold": 1, "epoch": 2, "epochs": 3},
-            "seconds": 12.5,
-            "device": "cpu",
-        },
+        record=TrialRecord(
+            fold_scores=(0.41,),
+            scores=ValidationScores(f1_mask=0.9, f1_gender=0.8, f1_age=0.5),
+            epochs_trained=5,
+            pruned_at_step=4,
+            cut_fold=CutFold(fold=1, epoch=2, epochs=3),
+            seconds=12.5,
+            device="cpu",
+        ),
         epochs=3,
         pruner="median",
         prune_reason="macro-F1 0.1000 at fold 1, epoch 2/3",

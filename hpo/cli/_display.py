@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hpo.exceptions import HPOError
-from hpo.study import best_trial, mask_url, storage_for
+from hpo.study import WorkerInfo, best_trial, mask_url, read_trial_record, storage_for
 
 __all__ = ["format_params", "format_trial", "next_step", "trial_table"]
 
@@ -46,8 +46,8 @@ def format_params(params: dict[str, Any]) -> str:
 
 def format_trial(trial: FrozenTrial) -> str:
     """One line: number, outcome, key parameters, seconds."""
-    seconds = trial.user_attrs.get("seconds")
-    took = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+    record = read_trial_record(trial)
+    took = f"{record.seconds:.1f}s" if record.seconds is not None else ""
     if trial.state == TrialState.COMPLETE:
         outcome = f"[green]complete[/] {trial.value:.4f}"
     elif trial.state == TrialState.PRUNED:
@@ -57,19 +57,22 @@ def format_trial(trial: FrozenTrial) -> str:
         score = f" ({last:.4f})" if last is not None else ""
         outcome = f"[yellow]pruned[/]{at}{score}"
     else:
-        reason = escape(str(trial.user_attrs.get("fail_reason", "")))
+        reason = escape(record.fail_reason or "")
         outcome = f"[red]{trial.state.name.lower()}[/] {reason}"
     return (
         f"trial {trial.number:>3}  {outcome}  [dim]{format_params(trial.params)}[/]  {took}"
-        f"{_worker(trial.user_attrs.get('worker'))}"
+        f"{_worker(record.worker)}"
     )
 
 
-def _worker(worker: Any) -> str:
+def _worker(worker: WorkerInfo | None) -> str:
     """``  [host:pid cuda:0]``: which worker ran the trial (recorded when it started)."""
-    if not isinstance(worker, dict):
+    if worker is None:
         return ""
-    where = f"{worker.get('host', '?')}:{worker.get('pid', '?')} {worker.get('device', '?')}"
+    host, pid, device = (
+        v if v is not None else "?" for v in (worker.host, worker.pid, worker.device)
+    )
+    where = f"{host}:{pid} {device}"
     return f"  [dim]{escape(f'[{where}]')}[/]"
 
 
@@ -81,7 +84,7 @@ def trial_table(trials: list[FrozenTrial], *, title: str) -> Table:
     table.add_column("folds")
     table.add_column("parameters")
     for trial in trials:
-        folds = trial.user_attrs.get("fold_scores") or []
+        folds = read_trial_record(trial).fold_scores or ()
         table.add_row(
             str(trial.number),
             f"{trial.value:.4f}" if trial.value is not None else "-",

@@ -8,6 +8,8 @@
 - ``_worker``: the loop that claims slots of the study-wide total and runs trials.
 - ``_spec``: the study file's schema and loading (with ``--set`` overrides).
 - ``_join``: creating or joining a study; fingerprints of the study file and the data.
+- ``_record``: what a trial and a study store (names, types, encoding), written and read
+  only through it.
 - ``_summary``: counts by state, best and top trials, used by the CLI, export and reports, and
   the studies ``hpo studies list`` finds (in one storage, or those the study files point at).
 """
@@ -15,8 +17,31 @@
 from __future__ import annotations
 
 from hpo.components import PRUNERS, SAMPLERS
-from hpo.study._join import DATA_FINGERPRINT_ATTR, SPEC_ATTR, comparable_spec, open_study
+from hpo.study._join import comparable_spec, open_study
 from hpo.study._pruners import build_pruner
+from hpo.study._record import (
+    CLASS_NAMES_ATTR,
+    CONFIG_ATTR,
+    CUT_FOLD_ATTR,
+    DATA_FINGERPRINT_ATTR,
+    DISCARDED_ATTR,
+    SPEC_ATTR,
+    CutFold,
+    StudyRecord,
+    TrialRecord,
+    ValidationScores,
+    WorkerInfo,
+    is_discarded,
+    read_study_record,
+    read_trial_record,
+    record_class_names,
+    record_config,
+    record_discarded,
+    record_fail_reason,
+    record_result,
+    record_study_spec,
+    record_worker,
+)
 from hpo.study._samplers import build_sampler
 from hpo.study._spec import StudySettings, StudySpec, load_study_spec, storage_for, study_file
 from hpo.study._storage import (
@@ -28,7 +53,6 @@ from hpo.study._storage import (
     resolve_storage_url,
 )
 from hpo.study._summary import (
-    DISCARDED_ATTR,
     FINISHED,
     StudySummary,
     best_trial,
@@ -42,15 +66,23 @@ from hpo.study._summary import (
 from hpo.study._worker import WorkerResult, run_worker
 
 __all__ = [
+    "CLASS_NAMES_ATTR",
+    "CONFIG_ATTR",
+    "CUT_FOLD_ATTR",
     "DATA_FINGERPRINT_ATTR",
     "DISCARDED_ATTR",
     "FINISHED",
     "PRUNERS",
     "SAMPLERS",
     "SPEC_ATTR",
+    "CutFold",
+    "StudyRecord",
     "StudySettings",
     "StudySpec",
     "StudySummary",
+    "TrialRecord",
+    "ValidationScores",
+    "WorkerInfo",
     "WorkerResult",
     "best_trial",
     "build_pruner",
@@ -58,6 +90,7 @@ __all__ = [
     "comparable_spec",
     "counts_text",
     "finished_count",
+    "is_discarded",
     "kept_trials",
     "list_study_names",
     "load_study",
@@ -66,6 +99,15 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "open_study",
+    "read_study_record",
+    "read_trial_record",
+    "record_class_names",
+    "record_config",
+    "record_discarded",
+    "record_fail_reason",
+    "record_result",
+    "record_study_spec",
+    "record_worker",
     "resolve_storage_url",
     "run_worker",
     "state_counts",

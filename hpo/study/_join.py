@@ -16,13 +16,12 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from hpo.exceptions import ConfigError, DataError
 from hpo.space import parse_space
+from hpo.study._record import read_study_record, record_study_spec
 from hpo.study._spec import StudySpec
 from hpo.study._storage import mask_url
 
-__all__ = ["DATA_FINGERPRINT_ATTR", "SPEC_ATTR", "comparable_spec", "open_study"]
+__all__ = ["comparable_spec", "open_study"]
 
-SPEC_ATTR = "hpo:spec"
-DATA_FINGERPRINT_ATTR = "hpo:data_fingerprint"
 # Settings that may differ between workers: where the data lives on each machine, caching.
 _PER_WORKER_KEYS = ("root", "cache_dir", "skip_bad_files")
 
@@ -107,15 +106,14 @@ def open_study(
         load_if_exists=True,
     )
     ours = comparable_spec(spec)
-    attrs = study.user_attrs
-    if SPEC_ATTR not in attrs:
-        study.set_user_attr(SPEC_ATTR, ours)
-        study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fingerprint)
+    stored = read_study_record(study)
+    if stored.spec is None:
+        record_study_spec(study, ours, data_fingerprint)
         return study
     if allow_mismatch:
         _check_choice_lists(study, spec)
         return study
-    diff = _first_difference(attrs[SPEC_ATTR], ours)
+    diff = _first_difference(stored.spec, ours)
     where = mask_url(storage.url) if isinstance(storage, RDBStorage) else "the storage"
     if diff is not None:
         raise ConfigError(
@@ -123,7 +121,7 @@ def open_study(
             f"file: {diff}; use the same file (and --set flags) as the other workers, a new "
             "study name, or --allow-mismatch to join anyway"
         )
-    stored_fp = attrs.get(DATA_FINGERPRINT_ATTR)
+    stored_fp = stored.data_fingerprint
     if stored_fp is not None and stored_fp != data_fingerprint:
         raise DataError(
             f"study {spec.name!r} was started on different data (fingerprint {stored_fp}, here "

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.exceptions import ConfigError, StorageError
 from hpo.study._outage import ResilientRDBStorage
+from hpo.study._record import is_discarded
 
 __all__ = [
     "ATTEMPT_MARGIN",
@@ -299,9 +300,6 @@ def _rdb_storage(
     raise AssertionError("unreachable")
 
 
-_DISCARDED_ATTR = "hpo:discarded"  # TODO(merge): from hpo.study._record
-
-
 class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     """Re-queue a stale trial with the same parameters, unless it was discarded.
 
@@ -310,7 +308,7 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     """
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if _DISCARDED_ATTR in trial.user_attrs:
+        if is_discarded(trial):
             return
         super().__call__(study, trial)
 

@@ -1,7 +1,7 @@
 """Study summaries: trial counts by state, best and top trials, for the CLI, export and reports.
 
-Trials a worker gave up because another worker took the study's last slot carry
-``DISCARDED_ATTR``; they are bookkeeping, not results, and every summary leaves them out.
+Trials a worker gave up because another worker took the study's last slot are discarded
+(``hpo.study.is_discarded``); they are bookkeeping, not results, and every summary leaves them out.
 ``summarize_studies`` finds the studies ``hpo studies list`` shows and summarizes each.
 """
 
@@ -16,6 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import HPOError, StorageError
+from hpo.study._record import is_discarded
 from hpo.study._spec import storage_for
 from hpo.study._storage import (
     list_study_names,
@@ -27,7 +28,6 @@ from hpo.study._storage import (
 )
 
 __all__ = [
-    "DISCARDED_ATTR",
     "FINISHED",
     "StudySummary",
     "best_trial",
@@ -39,7 +39,6 @@ __all__ = [
     "top_trials",
 ]
 
-DISCARDED_ATTR = "hpo:discarded"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--n-trials``."""
 
@@ -48,11 +47,7 @@ def kept_trials(
     study: optuna.Study, states: tuple[TrialState, ...] | None = None
 ) -> list[FrozenTrial]:
     """The study's trials (only those in ``states``, if given), discarded ones left out."""
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if DISCARDED_ATTR not in t.user_attrs
-    ]
+    return [t for t in study.get_trials(deepcopy=False, states=states) if not is_discarded(t)]
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:

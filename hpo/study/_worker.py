@@ -26,7 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import StorageError
 from hpo.study._outage import StorageRefused
-from hpo.study._summary import DISCARDED_ATTR, FINISHED
+from hpo.study._record import is_discarded, record_discarded, record_fail_reason
+from hpo.study._summary import FINISHED
 
 __all__ = ["WorkerResult", "run_worker"]
 
@@ -78,7 +79,7 @@ def _claimed_before(study: optuna.Study, number: int) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=_CLAIMED)
-        if t.number < number and DISCARDED_ATTR not in t.user_attrs
+        if t.number < number and not is_discarded(t)
     )
 
 
@@ -126,7 +127,7 @@ def run_worker(
         # needed only then, not for every trial.
         over = n_trials is not None and trial.number >= n_trials
         if over and _claimed_before(study, trial.number) >= cast(int, n_trials):
-            trial.set_user_attr(DISCARDED_ATTR, "another worker took the study's last trial")
+            record_discarded(trial, "another worker took the study's last trial")
             raise _OverCap
         try:
             return objective(trial)
@@ -142,7 +143,7 @@ def run_worker(
             return result
         if n_trials is not None:
             trials = study.get_trials(deepcopy=False, states=_CLAIMED)
-            claimed = [t for t in trials if DISCARDED_ATTR not in t.user_attrs]
+            claimed = [t for t in trials if not is_discarded(t)]
             finished = sum(1 for t in claimed if t.state in FINISHED)
             if finished >= n_trials:
                 result.stopped_by = "n_trials"
@@ -179,7 +180,7 @@ def run_worker(
         if "number" not in current or not ended:
             continue
         trial = ended[-1]
-        if DISCARDED_ATTR in trial.user_attrs:
+        if is_discarded(trial):
             continue
         result.ran.append(trial.number)
         failures = failures + 1 if trial.state == TrialState.FAIL else 0
@@ -196,7 +197,7 @@ def run_worker(
 def _fail_refused(study: optuna.Study, trial: optuna.Trial, error: StorageRefused) -> None:
     """Fail the trial whose write the database refused, saying why, as far as it still can."""
     for write in (
-        lambda: trial.set_user_attr("fail_reason", f"StorageRefused: {error}"),
+        lambda: record_fail_reason(trial, f"StorageRefused: {error}"),
         lambda: study.tell(trial, state=TrialState.FAIL),
     ):
         try:
