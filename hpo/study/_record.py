@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ __all__ = [
     "record_config",
     "record_discarded",
     "record_fail_reason",
+    "record_fail_reason_by_id",
     "record_result",
     "record_study_spec",
     "record_worker",
@@ -417,6 +419,12 @@ def record_config(trial: optuna.Trial, config: TrainConfig) -> None:
 def record_fail_reason(trial: optuna.Trial, reason: str) -> None:
     """Record why ``trial`` failed (one line)."""
     _write(trial, {FAIL_REASON_ATTR: reason})
+
+
+def record_fail_reason_by_id(storage: BaseStorage, trial_id: int, reason: str) -> None:
+    """Record why a trial that another process ran failed (a supervisor failing the trials of
+    a worker that died), by its storage id."""
+    storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
 
 
 def record_discarded(trial: optuna.Trial, reason: str) -> None:

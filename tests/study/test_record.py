@@ -25,6 +25,7 @@ from hpo.study import (
     record_config,
     record_discarded,
     record_fail_reason,
+    record_fail_reason_by_id,
     record_result,
     record_study_spec,
     record_worker,
@@ -170,6 +171,14 @@ def test_discarded_marker(study: optuna.Study) -> None:
     frozen = _reloaded(study).trials[0]
     assert is_discarded(frozen)
     assert read_trial_record(frozen).discarded == "another worker took the study's last trial"
+
+
+def test_a_supervisor_records_why_another_processs_trial_failed(study: optuna.Study) -> None:
+    trial = study.ask()
+    record_fail_reason_by_id(study._storage, trial._trial_id, "worker died (killed by SIGKILL)")
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = _reloaded(study).trials[0]
+    assert read_trial_record(frozen).fail_reason == "worker died (killed by SIGKILL)"
 
 
 def test_every_study_field_round_trips(study: optuna.Study) -> None:
