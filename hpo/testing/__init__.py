@@ -2,6 +2,7 @@
 
 - ``postgres``: a PostgreSQL server started in a temporary folder, for the storage tests.
 - ``studies``: ``tiny_study``, the text of a study file that trains in seconds on a CPU.
+- ``objective``: ``tiny_objective``, the CPU objective of such a file, for ``study.ask()`` tests.
 - ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
 """
 
