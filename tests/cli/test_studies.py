@@ -107,9 +107,10 @@ def test_show_names_the_storage_in_the_next_step_when_it_is_not_the_default(
 
 
 def test_errors_keep_brackets(studies_dir: Path, run_cli: CliRun) -> None:
+    # Rich markup in a user's value is printed as typed, never interpreted.
     code, _, err = run_cli("studies", "show", "[bold]gamma[/]")
     assert code == 2
-    assert err.startswith("error: no study named '[bold]gamma[/]'")
+    assert err.startswith("error: study name '[bold]gamma[/]' is not allowed")
 
 
 def test_delete_removes_the_study(studies_dir: Path, run_cli: CliRun) -> None:
