@@ -7,6 +7,7 @@
   from the study file by every worker.
 - ``_worker``: the loop that claims slots of the study-wide total and runs trials.
 - ``_spec``: the study file's schema and loading (with ``--set`` overrides).
+- ``_failures``: failing the trials a dead worker process left running; the last failure's reason.
 - ``_join``: creating or joining a study; fingerprints of the study file and the data.
 - ``_summary``: counts by state, best and top trials, used by the CLI, export and reports, and
   the studies ``hpo studies list`` finds (in one storage, or those the study files point at).
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 from hpo.components import PRUNERS, SAMPLERS
+from hpo.study._failures import fail_trials_of_worker, last_fail_reason
 from hpo.study._join import DATA_FINGERPRINT_ATTR, SPEC_ATTR, comparable_spec, open_study
 from hpo.study._pruners import build_pruner
 from hpo.study._samplers import build_sampler
@@ -57,8 +59,10 @@ __all__ = [
     "build_sampler",
     "comparable_spec",
     "counts_text",
+    "fail_trials_of_worker",
     "finished_count",
     "kept_trials",
+    "last_fail_reason",
     "list_study_names",
     "load_study",
     "load_study_spec",
