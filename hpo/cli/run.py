@@ -1,4 +1,4 @@
-"""``hpo run``: run trials of a study as one worker of the shared study."""
+"""``hpo run``: run trials of a study, as one worker here or as supervised worker processes."""
 
 from __future__ import annotations
 
