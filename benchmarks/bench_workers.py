@@ -141,7 +141,7 @@ def _demo_runs(args: argparse.Namespace) -> list[tuple[dict[str, object], list[s
     """(row fields, worker flags of ``hpo run``) of every demo measurement asked for."""
     if args.devices is None:
         return [({"workers": n}, ["--workers", str(n)]) for n in args.workers]
-    from hpo.supervise import plan_workers
+    from hpo.workers import plan_workers
 
     runs: list[tuple[dict[str, object], list[str]]] = []
     for per_device in args.workers_per_device:

@@ -24,6 +24,7 @@ from hpo.study import (
     build_pruner,
     build_sampler,
     finished_count,
+    last_fail_reason,
     load_study_spec,
     mask_url,
     open_storage,
@@ -74,6 +75,18 @@ class TuneSession:
             on_wait=on_wait,
             exhaustible=SAMPLERS.info(self.spec.study.sampler["name"]).exhaustible,
         )
+
+    def raise_for_failures(self, result: WorkerResult) -> None:
+        """Raise if the worker stopped after too many failed trials in a row.
+
+        Raises:
+            ConfigError: Naming how many failed in a row and the last one's reason.
+        """
+        if result.stopped_by == "failures":
+            raise ConfigError(
+                f"stopped after {self.spec.study.max_consecutive_failures} failed trials in a "
+                f"row; last reason: {last_fail_reason(self.study)}"
+            )
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import optuna
 from rich.console import Console, Group
@@ -16,8 +16,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hpo.study import best_trial, finished_count
-from hpo.supervise import WorkerEvent, WorkerPlan, describe_exit
+from hpo.cli._worker import best_text
+from hpo.study import finished_count
+from hpo.workers import (
+    Done,
+    Epoch,
+    Exited,
+    Output,
+    Started,
+    TrialEnd,
+    TrialStart,
+    Wait,
+    WorkerEvent,
+    WorkerPlan,
+    describe_exit,
+)
 
 __all__ = ["WorkerView"]
 
@@ -49,7 +62,7 @@ class WorkerView:
 
     def __init__(
         self,
-        plans: list[WorkerPlan],
+        plans: Sequence[WorkerPlan],
         *,
         study: optuna.Study,
         n_trials: int | None,
@@ -70,7 +83,7 @@ class WorkerView:
             console=console,
         )
         self._task = self.progress.add_task(
-            "trials", total=n_trials, completed=finished_count(study), best=self._best()
+            "trials", total=n_trials, completed=finished_count(study), best=best_text(self.study)
         )
         self._live: Live | None = None
 
@@ -99,53 +112,48 @@ class WorkerView:
     def handle(self, event: WorkerEvent) -> None:
         """Update the row of ``event.worker`` and print what deserves a line."""
         row = self.rows[event.worker.name]
-        data: dict[str, Any] = event.data
-        kind = event.kind
-        if kind == "started":
-            row.pid, row.status = data["pid"], "starting"
-            again = f", restart {data['restart']}" if data.get("restart") else ""
-            self._line(
-                row,
-                f"started (pid {row.pid}, {row.plan.device}, {row.plan.threads} thread(s){again})",
-            )
-        elif kind == "trial_start":
-            row.status, row.trial, row.fold_epoch, row.f1 = "training", data["trial"], "", None
-        elif kind == "epoch":
-            # Folds from 1, like epochs (the event's fold is the 0-based index).
-            row.fold_epoch = f"{data['fold'] + 1}/{data['epoch']}"
-            row.f1 = data.get("f1")
-            if self.quiet:
-                _log.debug(
-                    "%s | trial %s fold %s epoch %s f1 %s",
-                    row.plan.name,
-                    data["trial"],
-                    data["fold"],
-                    data["epoch"],
-                    data.get("f1"),
+        match event.event:
+            case Started(pid=pid, restart=restart):
+                row.pid, row.status = pid, "starting"
+                again = f", restart {restart}" if restart else ""
+                self._line(
+                    row,
+                    f"started (pid {pid}, {row.plan.device}, {row.plan.threads} thread(s){again})",
                 )
-        elif kind == "trial_end":
-            row.status, row.done = "idle", row.done + 1
-            self._line(row, str(data.get("line", f"trial {data.get('trial')}")), markup=True)
-            self._poll(force=True)
-        elif kind == "wait":
-            row.status = f"waiting for {data.get('running')} trial(s)"
-            row.trial = None
-        elif kind == "done":
-            row.status = f"done ({data.get('stopped_by')})"
-        elif kind == "log":
-            self._line(row, str(data["line"]))
-        elif kind == "exit":
-            code = int(data["code"])
-            row.status = "finished" if code == 0 else describe_exit(code)
-            row.trial = None
-            if code != 0:
-                failed = data.get("failed_trials") or []
-                text = f"exited ({describe_exit(code)})"
-                if failed:
-                    text += f"; its trial {', '.join(map(str, failed))} failed and re-queued"
-                if data.get("restarting"):
-                    text += "; restarting it"
-                self._line(row, text)
+            case TrialStart(trial=trial):
+                row.status, row.trial, row.fold_epoch, row.f1 = "training", trial, "", None
+            case Epoch(trial=trial, fold=fold, epoch=epoch, f1=f1):
+                # Folds from 1, like epochs (the message's fold is the 0-based index).
+                row.fold_epoch, row.f1 = f"{fold + 1}/{epoch}", f1
+                if self.quiet:
+                    _log.debug(
+                        "%s | trial %s fold %s epoch %s f1 %s",
+                        row.plan.name,
+                        trial,
+                        fold,
+                        epoch,
+                        f1,
+                    )
+            case TrialEnd(line=line):
+                row.status, row.done = "idle", row.done + 1
+                self._line(row, line, markup=True)
+                self._poll(force=True)
+            case Wait(running=running):
+                row.status, row.trial = f"waiting for {running} trial(s)", None
+            case Done(stopped_by=stopped_by):
+                row.status = f"done ({stopped_by})"
+            case Output(line=line):
+                self._line(row, line)
+            case Exited(code=code, restarting=restarting, failed_trials=failed):
+                row.status = "finished" if code == 0 else describe_exit(code)
+                row.trial = None
+                if code != 0:
+                    text = f"exited ({describe_exit(code)})"
+                    if failed:
+                        text += f"; its trial {', '.join(map(str, failed))} failed and re-queued"
+                    if restarting:
+                        text += "; restarting it"
+                    self._line(row, text)
         self._poll()
         if self._live is not None:
             self._live.update(self._render())
@@ -161,17 +169,15 @@ class WorkerView:
         body = text if markup else escape(text)
         self.console.print(f"[bold]{prefix}[/] | {body}", highlight=False)
 
-    def _best(self) -> str:
-        best = best_trial(self.study)
-        return "best -" if best is None else f"best {best.value:.4f} (trial {best.number})"
-
     def _poll(self, *, force: bool = False) -> None:
         # Workers on other machines finish trials too: look at the study now and then.
         now = time.monotonic()
         if not force and now - self._polled < _POLL_SECONDS:
             return
         self._polled = now
-        self.progress.update(self._task, completed=finished_count(self.study), best=self._best())
+        self.progress.update(
+            self._task, completed=finished_count(self.study), best=best_text(self.study)
+        )
 
     def _render(self) -> Group:
         table = Table(box=None, pad_edge=False)

@@ -7,6 +7,7 @@
   from the study file by every worker.
 - ``_worker``: the loop that claims slots of the study-wide total and runs trials.
 - ``_spec``: the study file's schema and loading (with ``--set`` overrides).
+- ``_failures``: failing the trials a dead worker process left running; the last failure's reason.
 - ``_join``: creating or joining a study; fingerprints of the study file and the data.
 - ``_record``: what a trial and a study store (names, types, encoding), written and read
   only through it.
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 from hpo.components import PRUNERS, SAMPLERS
+from hpo.study._failures import fail_trials_of_worker, last_fail_reason
 from hpo.study._join import comparable_spec, open_study
 from hpo.study._pruners import build_pruner
 from hpo.study._record import (
@@ -90,9 +92,11 @@ __all__ = [
     "build_sampler",
     "comparable_spec",
     "counts_text",
+    "fail_trials_of_worker",
     "finished_count",
     "is_discarded",
     "kept_trials",
+    "last_fail_reason",
     "list_study_names",
     "load_study",
     "load_study_spec",

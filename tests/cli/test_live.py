@@ -10,7 +10,17 @@ from optuna.trial import create_trial
 from rich.console import Console
 
 from hpo.cli._live import WorkerView
-from hpo.supervise import WorkerEvent, WorkerPlan
+from hpo.workers import (
+    Epoch,
+    Event,
+    Exited,
+    Started,
+    TrialEnd,
+    TrialStart,
+    Wait,
+    WorkerEvent,
+    WorkerPlan,
+)
 
 PLANS = [WorkerPlan("w1", "cuda:0", 4), WorkerPlan("w2", "cuda:1", 4), WorkerPlan("w3", "cpu", 4)]
 
@@ -23,8 +33,8 @@ def rendered(view: WorkerView) -> list[str]:
     return [line.rstrip() for line in out.file.getvalue().splitlines()]
 
 
-def send(view: WorkerView, worker: int, kind: str, **data: Any) -> None:
-    view.handle(WorkerEvent(PLANS[worker - 1], kind, data))
+def send(view: WorkerView, worker: int, event: Event) -> None:
+    view.handle(WorkerEvent(PLANS[worker - 1], event))
 
 
 def test_one_row_per_worker_above_the_study_progress() -> None:
@@ -34,20 +44,20 @@ def test_one_row_per_worker_above_the_study_progress() -> None:
     console = Console(file=lines_out, width=120, color_system=None, force_terminal=True)
     view = WorkerView(PLANS, study=study, n_trials=4, console=console, quiet=False)
 
-    send(view, 1, "started", pid=101, restart=0)
-    send(view, 2, "started", pid=102, restart=0)
-    send(view, 3, "started", pid=103, restart=0)
+    send(view, 1, Started(pid=101, restart=0))
+    send(view, 2, Started(pid=102, restart=0))
+    send(view, 3, Started(pid=103, restart=0))
     # w1 trains trial 3: fold 2 (index 1), epoch 2; w2 finished trial 1 and waits.
-    send(view, 1, "trial_start", trial=3)
-    send(view, 1, "epoch", trial=3, fold=1, epoch=2, f1=0.51234)
-    send(view, 2, "trial_start", trial=1)
-    send(view, 2, "epoch", trial=1, fold=0, epoch=1, f1=0.25)
+    send(view, 1, TrialStart(trial=3))
+    send(view, 1, Epoch(trial=3, fold=1, epoch=2, f1=0.51234))
+    send(view, 2, TrialStart(trial=1))
+    send(view, 2, Epoch(trial=1, fold=0, epoch=1, f1=0.25))
     study.add_trial(create_trial(value=0.75))
-    send(view, 2, "trial_end", trial=1, state="COMPLETE", line="trial   1  [green]complete[/]")
-    send(view, 2, "wait", running=1)
+    send(view, 2, TrialEnd(trial=1, state="COMPLETE", line="trial   1  [green]complete[/]"))
+    send(view, 2, Wait(running=1))
     # w3 died and was not restarted.
-    send(view, 3, "trial_start", trial=2)
-    send(view, 3, "exit", code=-9, restarting=False, failed_trials=[2])
+    send(view, 3, TrialStart(trial=2))
+    send(view, 3, Exited(code=-9, restarting=False, failed_trials=(2,)))
 
     lines = rendered(view)
     # Columns: worker, device, pid, trial, fold/epoch, val F1, done, status (blank cells gone).
@@ -75,8 +85,8 @@ def test_quiet_gives_prefixed_log_lines_and_no_live_view(caplog: Any) -> None:
     out = io.StringIO()
     console = Console(file=out, width=120, color_system=None, force_terminal=True)
     with WorkerView(PLANS[:1], study=study, n_trials=2, console=console, quiet=True) as view:
-        send(view, 1, "started", pid=101, restart=0)
-        send(view, 1, "trial_end", trial=0, state="COMPLETE", line="trial   0  [green]complete[/]")
+        send(view, 1, Started(pid=101, restart=0))
+        send(view, 1, TrialEnd(trial=0, state="COMPLETE", line="trial   0  [green]complete[/]"))
     assert out.getvalue() == ""
     assert "w1 cuda:0 | started (pid 101, cuda:0, 4 thread(s))" in caplog.text
     assert "w1 cuda:0 | trial   0  complete" in caplog.text  # markup gone

@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -215,6 +216,27 @@ def test_run_on_each_storage_never_prints_the_password(
     if "secret" in storage_url:
         assert "secret" not in out + err
         assert "***" in out + err
+
+
+def test_run_sets_the_device_backend_switches_once(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `hpo train` and `hpo predict` do: cuDNN autotuning and TF32 on a GPU (nothing on the
+    # CPU, so the call itself is what this test can see).
+    import hpo.workers._request
+
+    calls: list[torch.device] = []
+    real = hpo.workers._request.configure_backends
+
+    def spy(device: torch.device, **kwargs: Any) -> None:
+        calls.append(device)
+        real(device, **kwargs)
+
+    monkeypatch.setattr(hpo.workers._request, "configure_backends", spy)
+    study_file = write_study(tmp_path, demo_data, epochs=1)
+    code, _, err = run_tiny(run_cli, study_file, 1, "--device", "cpu")
+    assert code == 0, err
+    assert calls == [torch.device("cpu")]
 
 
 def test_worker_with_different_data_is_refused(

@@ -17,10 +17,10 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.exceptions import ConfigError
+from hpo.cli._supervised import PLAN_FLAGS
 from hpo.study import DISCARDED_ATTR, FINISHED
-from hpo.supervise import plan_workers
 from hpo.testing.studies import tiny_study
+from hpo.workers import PlanError, plan_workers
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -101,29 +101,6 @@ def assert_nothing_running(study: optuna.Study) -> None:
 # -- planning and flags ------------------------------------------------------------------------
 
 
-def test_plan_divides_the_cores_and_names_the_workers() -> None:
-    plans = plan_workers(devices=None, workers_per_device=None, workers=3, cores=8)
-    assert plans is not None
-    assert [(p.name, p.device, p.threads) for p in plans] == [
-        ("w1", "cpu", 2),
-        ("w2", "cpu", 2),
-        ("w3", "cpu", 2),
-    ]
-    # More workers than cores: one thread each, never zero.
-    plans = plan_workers(devices=None, workers_per_device=None, workers=4, cores=2)
-    assert plans is not None and {p.threads for p in plans} == {1}
-    plans = plan_workers(
-        devices="cuda:0,cuda:2", workers_per_device=2, workers=None, cuda_count=4, cores=16
-    )
-    assert plans is not None
-    assert [p.device for p in plans] == ["cuda:0", "cuda:0", "cuda:2", "cuda:2"]
-    assert {p.threads for p in plans} == {4}
-    plans = plan_workers(devices="all", workers_per_device=None, workers=None, cuda_count=3)
-    assert plans is not None and [p.device for p in plans] == ["cuda:0", "cuda:1", "cuda:2"]
-    # No flag: one worker in the process, as before.
-    assert plan_workers(devices=None, workers_per_device=None, workers=None) is None
-
-
 @pytest.mark.parametrize(
     ("devices", "count", "expected"),
     [
@@ -137,9 +114,10 @@ def test_plan_divides_the_cores_and_names_the_workers() -> None:
 def test_plan_refuses_devices_naming_what_is_available(
     devices: str, count: int, expected: str
 ) -> None:
-    with pytest.raises(ConfigError) as info:
+    # The plan names its settings; `hpo run` says them as its flags.
+    with pytest.raises(PlanError) as info:
         plan_workers(devices=devices, workers_per_device=None, workers=None, cuda_count=count)
-    assert expected in str(info.value)
+    assert expected in info.value.render(PLAN_FLAGS)
 
 
 @pytest.mark.parametrize(
