@@ -8,6 +8,7 @@ with the first difference named.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
@@ -19,10 +20,12 @@ from hpo.space import parse_space
 from hpo.study._spec import StudySpec
 from hpo.study._storage import mask_url
 
-__all__ = ["DATA_FINGERPRINT_ATTR", "SPEC_ATTR", "comparable_spec", "open_study"]
+__all__ = ["DATA_FINGERPRINT_ATTR", "METRIC_NAME", "SPEC_ATTR", "comparable_spec", "open_study"]
 
 SPEC_ATTR = "hpo:spec"
 DATA_FINGERPRINT_ATTR = "hpo:data_fingerprint"
+METRIC_NAME = "validation macro-F1"
+"""What a trial's value is, as optuna-dashboard and ``trials_dataframe`` name it."""
 # Settings that may differ between workers: where the data lives on each machine, caching.
 _PER_WORKER_KEYS = ("root", "cache_dir", "skip_bad_files")
 
@@ -111,6 +114,11 @@ def open_study(
     if SPEC_ATTR not in attrs:
         study.set_user_attr(SPEC_ATTR, ours)
         study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fingerprint)
+        with warnings.catch_warnings():
+            # Experimental since Optuna 3.2, unchanged since; the dashboard shows the name
+            # instead of "Objective 0".
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
         return study
     if allow_mismatch:
         _check_choice_lists(study, spec)
