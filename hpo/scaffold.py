@@ -186,7 +186,7 @@ def summarize_data(data: Path) -> DataSummary:
 
 
 def _round_to(value: float, step: int) -> int:
-    return max(step, round(value / step) * step)
+    return max(step, int(value / step + 0.5) * step)
 
 
 def pick_image_size(height: int, width: int, *, gpu: bool, n_images: int = 0) -> tuple[int, int]:
@@ -335,7 +335,7 @@ def _render(
     root = summary.root.as_posix()
     unit = "images" if summary.layout == "folder" else "people"
     lines = [
-        f"# Study {name}: {len(counts)} classes of images in {root}.",
+        *_para(f"Study {name}: {len(counts)} classes of images in {root}."),
         *_para(
             "Written by `hpo init` for a GPU: ImageNet-pretrained backbones at 224 px "
             "(`hpo init` without --gpu writes a small CNN for a CPU)."
