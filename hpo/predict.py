@@ -38,7 +38,7 @@ from torch import nn
 
 from hpo.config import TrainConfig
 from hpo.data import get_layout, load_eval, load_images, prepare_batch
-from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS
+from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS, find_class_root
 from hpo.data._mask import find_eval_dir, is_metadata
 from hpo.exceptions import ConfigError, DataError
 from hpo.train.loop import StepProgress, amp_dtype, decoding_progress
@@ -331,7 +331,8 @@ def find_eval_images(data: Path, data_format: str) -> EvalImages:
 
     Args:
         data: ``DATA/eval`` or ``DATA`` (competition layout); for ``folder`` runs also a plain
-            folder of images, flat or in class folders.
+            folder of images, flat or in class folders, or a data root holding ``train/`` and
+            ``eval/`` (its ``eval/`` images are predicted).
         data_format: ``mask`` or ``folder`` (the run's ``data.format``).
 
     Raises:
@@ -351,6 +352,9 @@ def find_eval_images(data: Path, data_format: str) -> EvalImages:
     if not data.is_dir():
         raise DataError(f"{data}: folder not found")
     root = data.absolute()
+    if find_class_root(root) != root and (root / "eval").is_dir():
+        # A data root split into train/ and eval/ (as the run trained on): predict eval/ only.
+        root = root / "eval"
     paths = _list_images(root)
     if not paths:
         exts = "/".join(FOLDER_IMAGE_EXTENSIONS)

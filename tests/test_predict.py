@@ -239,6 +239,18 @@ def test_folder_eval_lists_images_recursively(tmp_path: Path) -> None:
     )
 
 
+def test_folder_data_root_with_train_and_eval_predicts_eval_only(tmp_path: Path) -> None:
+    # The root a folder run trains on (train/<class>/ beside eval/): never its training images.
+    for rel in ["train/cat/t1.jpg", "train/dog/t2.jpg", "eval/cat/1.jpg", "eval/2.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    images = find_eval_images(tmp_path, "folder")
+    assert images.root == (tmp_path / "eval").absolute()
+    assert images.keys == ["2.jpg", "cat/1.jpg"]
+    # The eval folder itself, as before.
+    assert find_eval_images(tmp_path / "eval", "folder").keys == ["2.jpg", "cat/1.jpg"]
+
+
 def test_folder_run_uses_info_csv_when_present(tmp_path: Path) -> None:
     _info_csv(tmp_path / "eval", ["a.jpg"])
     assert find_eval_images(tmp_path / "eval", "folder").info_csv is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,3 +152,143 @@ def test_classes_have_names_like_metrics_json(
     main(["score", "--pred", str(folder_pred), "--truth", str(folder_truth)])
     rows = capsys.readouterr().out.splitlines()
     assert any(" 1 " in row and "dog [big]" in row for row in rows)  # id and name, unescaped
+
+
+# ---------------------------------------------------------------------------------------------
+# Truth as a folder of class folders, or as path,class_name; matched by path or file name.
+
+
+def _image(path: Path, value: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((16, 16, 3), value, dtype=np.uint8)).save(path)
+
+
+def test_truth_named_by_class_name_only(tmp_path: Path) -> None:
+    # Before: "no class column (expected one of ans, pred, label)", although hpo predict
+    # writes class_name. Classes compare by name; ids come from the predictions.
+    truth = _csv(
+        tmp_path / "t.csv", "path,class_name\ncat/1.jpg,cat\ndog/2.jpg,dog\nd/3.jpg,dog\n"
+    )
+    pred = _csv(
+        tmp_path / "p.csv",
+        "path,pred,class_name\ncat/1.jpg,1,dog\ndog/2.jpg,1,dog\nd/3.jpg,1,dog\n",
+    )
+    report = score_files(pred, truth)
+    assert report.accuracy == pytest.approx(2 / 3)
+    assert [(c.label, c.name, c.support, c.predicted) for c in report.per_class] == [
+        (1, "dog", 2, 3),
+        (2, "cat", 1, 0),  # never predicted: the next free id
+    ]
+    assert report.macro_f1 == pytest.approx(f1_score(["c", "d", "d"], ["d"] * 3, average="macro"))
+
+
+def test_truth_folder_matches_by_path_then_by_file_name(tmp_path: Path) -> None:
+    eval_dir = tmp_path / "eval"
+    for rel, value in [("cat/a.png", 0), ("cat/b.png", 10), ("dog/c.png", 250)]:
+        _image(eval_dir / rel, value)
+    by_path = _csv(
+        tmp_path / "p.csv",
+        "path,pred,class_name\ncat/a.png,0,cat\ncat/b.png,1,dog\ndog/c.png,1,dog\n",
+    )
+    report = score_files(by_path, eval_dir)
+    assert (report.n, report.accuracy) == (3, pytest.approx(2 / 3))
+    assert [(c.label, c.name) for c in report.per_class] == [(0, "cat"), (1, "dog")]
+    # A data root holding train/ and eval/ is read from eval/, never from train/.
+    _image(tmp_path / "train" / "cat" / "t.png", 0)
+    _image(tmp_path / "train" / "dog" / "t.png", 250)
+    assert score_files(by_path, tmp_path) == report
+    # Predictions of a flat copy of the images (or of another folder level): by file name.
+    flat = _csv(
+        tmp_path / "f.csv", "path,pred,class_name\nb.png,1,dog\nx/c.png,1,dog\na.png,0,cat\n"
+    )
+    assert score_files(flat, eval_dir) == report
+    # Same file name twice, so no file-name join: the missing path is named.
+    twice = _csv(
+        tmp_path / "2.csv", "path,pred,class_name\n1/a.png,0,cat\n2/a.png,1,dog\nc.png,1,dog\n"
+    )
+    with pytest.raises(
+        DataError, match=r"3 of 3 ids in .*eval have no prediction \(first: 'cat/a.png'\)"
+    ):
+        score_files(twice, eval_dir)
+    # Ids without names cannot be compared with folder names.
+    ids_only = _csv(tmp_path / "i.csv", "path,pred\ncat/a.png,0\ncat/b.png,1\ndog/c.png,1\n")
+    with pytest.raises(
+        DataError, match=r"eval names its classes only and .*i.csv gives class ids"
+    ):
+        score_files(ids_only, eval_dir)
+
+
+def test_truth_folder_errors_are_one_line(
+    tmp_path: Path, truth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _image(tmp_path / "nested" / "cat" / "deeper" / "a.png", 0)
+    _image(tmp_path / "nested" / "dog" / "b.png", 0)
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "--pred", str(truth), "--truth", str(tmp_path / "nested")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'nested' / 'cat'}: class folder holds folders")
+    assert "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["score", "--pred", str(truth), "--truth", str(tmp_path / "none")])
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none'}: file not found"
+
+
+def test_help_says_what_pred_and_truth_accept(run_cli: Any) -> None:
+    code, out, _ = run_cli("score", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "path,pred,class_name" in text
+    assert "a folder of class folders, labels from the folder names" in text
+    assert "path,class_name" in text
+
+
+def test_predict_then_score_a_real_folder_data_set(tmp_path: Path, run_cli: Any) -> None:
+    # A trained tiny folder run: bright images are one class, dark ones the other.
+    data = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("eval", 4)):
+        for name, low in (("bright", 180), ("dark", 0)):
+            for k in range(n):
+                _image(data / split / name / f"{split[0]}{k}.png", int(low + rng.integers(0, 60)))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"data: {{format: folder, root: {data}, image_size: [16, 16]}}\n"
+        "train:\n"
+        "  model: {name: small_cnn, width: 8}\n"
+        "  epochs: 2\n"
+        "  batch_size: 8\n"
+        "  kfold: {n_splits: 2, folds: 1}\n"
+        "  augment: {hflip: false, crop_scale: 1.0, color_jitter: 0.0}\n"
+    )
+    run = tmp_path / "run"
+    code, _, err = run_cli(
+        "train", "--config", config, "--full", "--device", "cpu", "--quiet", "--out", run
+    )
+    assert code == 0, err
+    pred = tmp_path / "pred.csv"
+    # --data is the data root: its eval/ images are predicted, not train/ (issue 26.6).
+    code, _, err = run_cli(
+        "predict", "--run", run, "--data", data, "--device", "cpu", "--out", pred
+    )
+    assert code == 0, err
+    with pred.open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["path"] for r in rows) == sorted(
+        f"{c}/e{k}.png" for c in ("bright", "dark") for k in range(4)
+    )
+    y_true = [r["path"].split("/")[0] for r in rows]
+    expected = f1_score(y_true, [r["class_name"] for r in rows], average="macro")
+    names_csv = _csv(
+        tmp_path / "truth.csv",
+        "path,class_name\n" + "".join(f"{r['path']},{r['path'].split('/')[0]}\n" for r in rows),
+    )
+    for truth in (data / "eval", data, names_csv):
+        code, out, err = run_cli("score", "--pred", pred, "--truth", truth, "--json")
+        assert code == 0, err
+        scores = json.loads(out)
+        assert scores["n"] == 8
+        assert scores["macro_f1"] == pytest.approx(expected)
+        assert {c["name"] for c in scores["per_class"]} <= {"bright", "dark"}

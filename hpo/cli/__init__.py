@@ -28,6 +28,7 @@ _COMMANDS = {
     "data": "hpo.cli.data:data",
     "models": "hpo.cli.models:models",
     "cache": "hpo.cli.cache:cache",
+    "init": "hpo.cli.init:init",
 }
 
 

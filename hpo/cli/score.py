@@ -13,8 +13,22 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command(short_help="Score a submission: macro-F1, per class.")
-@click.option("--pred", required=True, type=_FILE, help="Predictions (ImageID,ans or path,pred).")
-@click.option("--truth", required=True, type=_FILE, help="True labels, same columns.")
+@click.option(
+    "--pred",
+    required=True,
+    type=_FILE,
+    help="Predictions as hpo predict writes them: a CSV ImageID,ans (competition layout) or "
+    "path,pred,class_name (folder runs).",
+)
+@click.option(
+    "--truth",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="True labels: a CSV with ImageID or path and a class id (ans, pred or label) and/or "
+    "class_name (e.g. path,class_name); or a folder of class folders, labels from the folder "
+    "names (a data root holding train/ and eval/: its eval/). Rows join on the id or path "
+    "relative to the folder, else on the file name; classes compare by id, else by name.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def score(pred: Path, truth: Path, as_json: bool) -> None:
     """Score predictions: macro-F1 (the competition metric), accuracy, per-class F1."""

@@ -8,6 +8,7 @@ with the first difference named.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
@@ -20,7 +21,10 @@ from hpo.study._record import read_study_record, record_study_spec
 from hpo.study._spec import StudySpec
 from hpo.study._storage import mask_url
 
-__all__ = ["comparable_spec", "open_study"]
+__all__ = ["METRIC_NAME", "comparable_spec", "open_study"]
+
+METRIC_NAME = "validation macro-F1"
+"""What a trial's value is, as optuna-dashboard and ``trials_dataframe`` name it."""
 
 # Settings that may differ between workers: where the data lives on each machine, caching.
 _PER_WORKER_KEYS = ("root", "cache_dir", "skip_bad_files")
@@ -109,6 +113,11 @@ def open_study(
     stored = read_study_record(study)
     if stored.spec is None:
         record_study_spec(study, ours, data_fingerprint)
+        with warnings.catch_warnings():
+            # Experimental since Optuna 3.2, unchanged since; the dashboard shows the name
+            # instead of "Objective 0".
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
         return study
     if allow_mismatch:
         _check_choice_lists(study, spec)

@@ -64,3 +64,15 @@ def test_a_changed_choice_list_is_refused_even_with_allow_mismatch(tmp_path: Pat
     )
     with pytest.raises(ConfigError, match=changed):
         open_study(grown, _storage(tmp_path), data_fingerprint="aaa", allow_mismatch=True)
+
+
+def test_the_created_study_names_its_value_for_the_dashboard(tmp_path: Path) -> None:
+    # optuna-dashboard shows "Objective 0" for a study without metric names.
+    spec = _spec(tmp_path, ["sgd", "adam"])
+    open_study(spec, _storage(tmp_path), data_fingerprint="aaa")
+    stored = optuna.load_study(study_name="s", storage=_storage(tmp_path))
+    assert stored.metric_names == ["validation macro-F1"]
+    # A joining worker finds the name stored and joins without error.
+    joined = open_study(spec, _storage(tmp_path), data_fingerprint="aaa")
+    _one_trial(joined, spec)
+    assert joined.metric_names == ["validation macro-F1"]
