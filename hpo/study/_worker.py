@@ -110,7 +110,8 @@ def run_worker(
         exhaustible: The sampler can run out of points (its registry info): stop when it has.
 
     Raises:
-        KeyboardInterrupt: after Optuna has marked the running trial failed.
+        KeyboardInterrupt: after Optuna has marked the running trial failed and it was
+            re-queued with the same parameters (``max_retry`` times at most).
         StorageError: the database stayed unreachable past the storage's outage limit.
     """
     result = WorkerResult()
@@ -170,6 +171,13 @@ def run_worker(
                 catch=(Exception,),
                 callbacks=[lambda _study, frozen: ended.append(frozen)],
             )
+        except KeyboardInterrupt:
+            # SIGINT or SIGTERM (Ctrl-C, a scheduler's cancel, preemption or requeue): the
+            # KeyboardInterrupt reached here, so Optuna's tell marked the trial FAIL. Re-queue
+            # it with the same parameters now, as a stale heartbeat would a grace period later.
+            if "number" in current:
+                _requeue_interrupted(study, current["number"])
+            raise
         except (Exception, _StorageLost) as exc:
             lost = _storage_error_in(exc)
             if lost is not None:
@@ -204,6 +212,19 @@ def _fail_refused(study: optuna.Study, trial: optuna.Trial, error: StorageRefuse
             write()
         except Exception as exc:  # the same refusal, most likely: the stale check takes over
             _log.warning("trial %d not marked failed: %s", trial.number, exc)
+
+
+def _requeue_interrupted(study: optuna.Study, number: int) -> None:
+    """Queue a copy of interrupted trial ``number`` (same parameters) through the storage's
+    failed-trial callback, the one a stale heartbeat goes through (``max_retry`` holds)."""
+    storage = study._storage
+    callback = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    if callback is None:  # no heartbeats (in-memory storage): nothing retries trials
+        return
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    trial = storage.get_trial(trial_id)
+    if trial.state == TrialState.FAIL and DISCARDED_ATTR not in trial.user_attrs:
+        callback(study, trial)
 
 
 def _taken_over(study: optuna.Study, number: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.exceptions import StorageError
+from hpo.exceptions import Interrupted, StorageError
 from hpo.study import (
     DISCARDED_ATTR,
     FINISHED,
@@ -150,6 +151,36 @@ def test_waiting_worker_takes_over_a_dead_workers_trial(tmp_path: Path) -> None:
     assert study.trials[dead.number].state == TrialState.FAIL
     assert _finished(study) == 2
     assert len(result.ran) == 1  # the retried copy of the dead trial
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_trial_is_failed_and_requeued_with_its_parameters(
+    tmp_path: Path, signum: int
+) -> None:
+    # Ctrl-C, or SIGTERM from a scheduler (Slurm's scancel or requeue, a pod's eviction).
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=60, max_retry=1)
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+
+    def stopped(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        raise Interrupted(signum)
+
+    with pytest.raises(Interrupted):
+        run_worker(study, stopped, n_trials=2)
+    [failed] = study.get_trials(states=(TrialState.FAIL,))
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.params == failed.params
+    assert queued.system_attrs["failed_trial"] == failed.number
+    # The next worker runs the queued copy first; the study-wide total stays exact.
+    ran = run_worker(study, lambda t: t.suggest_float("x", 0, 1), n_trials=2).ran
+    assert ran[0] == queued.number and study.trials[queued.number].params == failed.params
+    assert _finished(study) == 2
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    # max_retry=1: the copy, interrupted again, is not queued a second time.
+    with pytest.raises(Interrupted):
+        run_worker(study, stopped, n_trials=3)
+    histories = [t.system_attrs.get("retry_history") for t in study.trials]
+    assert histories.count([failed.number]) == 1
 
 
 def test_missing_study_names_the_existing_ones(tmp_path: Path) -> None:
