@@ -1,0 +1,194 @@
+"""deploy/slurm/hpo-array.sbatch on a real one-node Slurm cluster (``bash .ci/slurm.sh``).
+
+Every array task is a worker of one PostgreSQL study; a task stopped mid-trial (``scancel
+--signal=TERM``, a plain ``scancel``, ``scontrol requeue``) leaves its trial FAIL with the
+reason and re-queued with the same parameters, the others run it, and the study-wide total
+stays exact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+import hpo
+from hpo.study import DISCARDED_ATTR, FINISHED, open_storage
+from hpo.testing.postgres import PostgresServer
+from hpo.testing.slurm import ArrayTask, job_of_pid, require_slurm, submit, wait_for_array
+from hpo.testing.studies import tiny_study
+
+pytestmark = [pytest.mark.slurm, pytest.mark.postgres]
+
+REPO = Path(hpo.__file__).resolve().parents[1]
+SCRIPT = REPO / "deploy" / "slurm" / "hpo-array.sbatch"
+
+
+@dataclass(frozen=True)
+class Array:
+    """What a test submits: the study file, its storage and the folder the jobs run in."""
+
+    study_file: Path
+    url: str
+    folder: Path
+    env: dict[str, str]
+
+    def submit(self, tasks: int, n_trials: int) -> str:
+        return submit(
+            SCRIPT,
+            "tiny",
+            str(n_trials),
+            "--config",
+            str(self.study_file),
+            # One CPU each: three tasks side by side on the test cluster's node.
+            options=[f"--array=0-{tasks - 1}", "--cpus-per-task=1", "--job-name=hpo-test"],
+            env=self.env,
+            cwd=self.folder,
+        )
+
+    def study(self) -> optuna.Study:
+        storage = open_storage(self.url, heartbeat_interval=None)
+        return optuna.load_study(study_name="tiny", storage=storage)
+
+    def log(self, array_id: str, task: int) -> str:
+        path = self.folder / f"hpo-{array_id}_{task}.out"
+        return path.read_text() if path.exists() else ""
+
+    def logs(self, array_id: str, tasks: list[ArrayTask]) -> str:
+        return "\n".join(f"--- task {t}:\n{self.log(array_id, t.task)}" for t in tasks)
+
+
+@pytest.fixture
+def array(postgres_server: PostgresServer, demo_data: Path, tmp_path: Path) -> Iterator[Array]:
+    require_slurm()
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = postgres_server.create_database(name)
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(
+        tiny_study(
+            demo_data,
+            study={
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+                # A worker that did not get to fail its trial is found out within seconds.
+                "heartbeat_interval": 2,
+                "db_outage_seconds": 5,
+            },
+            search_space={"train.optimizer.lr": {"float": [1.0e-4, 1.0e-1], "log": True}},
+            epochs=2,
+        )
+    )
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        # The jobs import this checkout, and find the study only through the environment.
+        "PYTHONPATH": pythonpath,
+        "HPO_STORAGE": url,
+        "HPO_CACHE_DIR": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
+    yield Array(study_file, url, tmp_path, env)
+    postgres_server.drop_database(name)
+
+
+def assert_exact(study: optuna.Study, n_trials: int) -> None:
+    assert len(study.get_trials(states=FINISHED)) == n_trials
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+@pytest.mark.slow
+def test_an_array_of_three_workers_finishes_the_exact_total(array: Array) -> None:
+    array_id = array.submit(tasks=3, n_trials=5)
+    tasks = wait_for_array(array_id, 3, timeout=240)
+    logs = array.logs(array_id, tasks)
+    assert [(t.state, t.exit_code) for t in tasks] == [("COMPLETED", 0)] * 3, logs
+    assert_exact(array.study(), 5)
+    for task in tasks:
+        log = array.log(array_id, task.task)
+        assert f"task {task.task}, restart 0)" in log and "devices none" in log, logs
+        assert "Traceback" not in log, logs
+
+
+def running_trial(array: Array, array_id: str) -> tuple[FrozenTrial, str]:
+    """A trial that a worker of the array runs right now, and that worker's job id."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            running = array.study().get_trials(states=(TrialState.RUNNING,))
+        except Exception:  # the study does not exist yet
+            continue
+        for trial in running:
+            # A trial just started (one epoch of 40 done at most): far from its end.
+            if "worker" in trial.user_attrs and len(trial.intermediate_values) <= 1:
+                job = job_of_pid(int(trial.user_attrs["worker"]["pid"]))
+                if job is not None:
+                    return trial, job
+    subprocess.run(["scancel", array_id], check=False)
+    pytest.fail("no running trial of the array seen in 180 s")
+
+
+def release(job: str) -> None:
+    """Start a requeued job now: Slurm holds it back for a while (BeginTime) after a requeue."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["squeue", "--noheader", "--format=%T", "--jobs", job],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.5)
+    pytest.fail(f"requeued job {job} never went back to PENDING")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop", "state"),
+    [
+        (["scancel", "--signal=TERM"], ("FAILED", 143)),  # signals the job step: hpo alone
+        (["scancel"], ("CANCELLED", 0)),  # SIGTERM to every process, SIGKILL after KillWait
+        (["scontrol", "requeue"], ("COMPLETED", 0)),  # stopped like scancel, then run again
+    ],
+    ids=["scancel-TERM", "scancel", "requeue"],
+)
+def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
+    array: Array, stop: list[str], state: tuple[str, int]
+) -> None:
+    # Trials of 40 epochs: a stop lands in the middle of one.
+    array.study_file.write_text(array.study_file.read_text().replace("epochs: 2", "epochs: 40"))
+    array_id = array.submit(tasks=3, n_trials=4)
+    victim, job = running_trial(array, array_id)
+    subprocess.run([*stop, job], check=True, timeout=30)
+    if stop[0] == "scontrol":
+        release(job)
+    tasks = wait_for_array(array_id, 3, timeout=300)
+    logs = array.logs(array_id, tasks)
+    [stopped] = [t for t in tasks if t.job_id == job]
+    assert (stopped.state, stopped.exit_code) == state, logs
+    assert stopped.restarts == (1 if stop[0] == "scontrol" else 0), logs
+    assert all((t.state, t.exit_code) == ("COMPLETED", 0) for t in tasks if t is not stopped)
+    # hpo itself got the SIGTERM and stopped cleanly, well before any SIGKILL.
+    assert "stopped by SIGTERM" in array.log(array_id, stopped.task), logs
+
+    study = array.study()
+    assert_exact(study, 4)
+    failed = study.trials[victim.number]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["fail_reason"] == "interrupted (SIGTERM)"
+    [retried] = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert retried.params == failed.params
+    assert retried.state in FINISHED
+    # The only other failed trials are ones given up in a race for the last slot, never run.
+    others = [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number != failed.number]
+    assert all(DISCARDED_ATTR in t.user_attrs for t in others), logs
