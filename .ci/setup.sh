@@ -4,6 +4,10 @@
 # Idempotent and quiet: installs only what is missing, prints apt's log only when it fails.
 set -euo pipefail
 
+# A one-node Slurm cluster (slurm-wlm, munge; slurmctld and slurmd started here) for
+# tests/deploy/test_slurm.py; does nothing when it already answers.
+bash "$(dirname "$0")/slurm.sh"
+
 missing=()
 # Server binaries, not just the client: the tests run initdb and pg_ctl themselves.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then

@@ -18,11 +18,6 @@ conf=/etc/slurm/slurm.conf
 
 log() { echo "slurm.sh: $*" >&2; }
 
-if [[ $(id -u) -ne 0 ]]; then
-    log "needs root (slurmctld and slurmd run as root here)"
-    exit 1
-fi
-
 stop() {
     local name
     for name in slurmd slurmctld; do
@@ -33,17 +28,27 @@ stop() {
     done
 }
 
+answers() { timeout 20 srun --quiet --time=1 hostname >/dev/null 2>&1; }
+
+need_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        log "needs root (slurmctld and slurmd run as root here)"
+        exit 1
+    fi
+}
+
 if [[ ${1:-} == --stop ]]; then
+    need_root
     stop
     exit 0
 fi
 
-answers() { timeout 20 srun --quiet --time=1 hostname >/dev/null 2>&1; }
-
+# Already up (as any user): nothing to do.
 if command -v srun >/dev/null && [[ -f $conf ]] && grep -q '^# hpo test cluster' "$conf" &&
     answers; then
     exit 0
 fi
+need_root
 
 # -- install -------------------------------------------------------------------------------------
 missing=()

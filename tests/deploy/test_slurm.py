@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 import hpo
+from hpo.cli import cli
 from hpo.study import DISCARDED_ATTR, FINISHED, open_storage
 from hpo.testing.postgres import PostgresServer
 from hpo.testing.slurm import ArrayTask, job_of_pid, require_slurm, submit, wait_for_array
 from hpo.testing.studies import tiny_study
-
-pytestmark = [pytest.mark.slurm, pytest.mark.postgres]
 
 REPO = Path(hpo.__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "slurm" / "hpo-array.sbatch"
@@ -104,6 +104,8 @@ def assert_exact(study: optuna.Study, n_trials: int) -> None:
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
 
 
+@pytest.mark.slurm
+@pytest.mark.postgres
 @pytest.mark.slow
 def test_an_array_of_three_workers_finishes_the_exact_total(array: Array) -> None:
     array_id = array.submit(tasks=3, n_trials=5)
@@ -152,6 +154,8 @@ def release(job: str) -> None:
     pytest.fail(f"requeued job {job} never went back to PENDING")
 
 
+@pytest.mark.slurm
+@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "state"),
@@ -192,3 +196,54 @@ def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
     # The only other failed trials are ones given up in a race for the last slot, never run.
     others = [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number != failed.number]
     assert all(DISCARDED_ATTR in t.user_attrs for t in others), logs
+
+
+# -- the script's command line, without Slurm ---------------------------------------------------
+
+
+def script_command(tmp_path: Path, *args: str, **env: str) -> list[str]:
+    """The command the script hands to srun, with an ``srun`` that only writes it down."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    srun = bin_dir / "srun"
+    srun.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n')
+    srun.chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "HPO_"))}
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env={**clean, "PATH": path, "HPO_CACHE_DIR": str(tmp_path / "cache"), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "argv").read_text().splitlines()
+    return argv[argv.index("hpo") + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "devices"), [("4", ["--devices", "all", "--restart-dead"]), ("0", [])]
+)
+def test_the_script_runs_one_worker_per_gpu_given_or_one_on_a_cpu_node(
+    tmp_path: Path, gpus: str, devices: list[str]
+) -> None:
+    argv = script_command(
+        tmp_path, "mask-clf-gpu", "50", "--timeout", "3600", SLURM_GPUS_ON_NODE=gpus,
+        HPO_DATA_ROOT="/shared/mask", HPO_STORAGE="postgresql://hpo:pw@db/hpo",
+    )  # fmt: skip
+    expected = ["run", "--study", "mask-clf-gpu", "--n-trials", "50", "--quiet"]
+    expected += ["--set", "data.root=/shared/mask", *devices, "--timeout", "3600"]
+    assert argv == expected
+    # The real command accepts it; the storage URL never shows on the command line.
+    group = click.Context(cli, info_name="hpo")
+    name, command, rest = cli.resolve_command(group, argv)
+    assert name == "run" and command is not None
+    command.make_context(name, rest, parent=group)
+    assert not any("postgresql" in a for a in argv)
+
+
+def test_the_script_refuses_to_start_without_a_study_and_a_total(tmp_path: Path) -> None:
+    done = subprocess.run(["bash", str(SCRIPT), "mask-clf-gpu"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: sbatch")
