@@ -41,13 +41,14 @@ class Array:
     folder: Path
     env: dict[str, str]
 
-    def submit(self, tasks: int, n_trials: int) -> str:
+    def submit(self, tasks: int, n_trials: int, extra: tuple[str, ...] = ()) -> str:
         return submit(
             SCRIPT,
             "tiny",
             str(n_trials),
             "--config",
             str(self.study_file),
+            *extra,
             # One CPU each: three tasks side by side on the test cluster's node.
             options=[f"--array=0-{tasks - 1}", "--cpus-per-task=1", "--job-name=hpo-test"],
             env=self.env,
@@ -158,25 +159,30 @@ def release(job: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stop", "state"),
+    ("stop", "state", "workers"),
     [
-        (["scancel", "--signal=TERM"], ("FAILED", 143)),  # signals the job step: hpo alone
-        (["scancel"], ("CANCELLED", 0)),  # SIGTERM to every process, SIGKILL after KillWait
-        (["scontrol", "requeue"], ("COMPLETED", 0)),  # stopped like scancel, then run again
+        (["scancel", "--signal=TERM"], ("FAILED", 143), 0),  # signals the job step: hpo alone
+        (["scancel"], ("CANCELLED", 0), 0),  # SIGTERM to every process, SIGKILL after KillWait
+        (["scontrol", "requeue"], ("COMPLETED", 0), 0),  # stopped like scancel, run again
+        # Supervised worker processes, what --devices all starts on a GPU node: their parent
+        # forwards the SIGTERM, and Slurm signals the processes of the step too.
+        (["scancel"], ("CANCELLED", 0), 2),
     ],
-    ids=["scancel-TERM", "scancel", "requeue"],
+    ids=["scancel-TERM", "scancel", "requeue", "scancel-supervised"],
 )
 def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
-    array: Array, stop: list[str], state: tuple[str, int]
+    array: Array, stop: list[str], state: tuple[str, int], workers: int
 ) -> None:
     # Trials of 40 epochs: a stop lands in the middle of one.
     array.study_file.write_text(array.study_file.read_text().replace("epochs: 2", "epochs: 40"))
-    array_id = array.submit(tasks=3, n_trials=4)
+    count = 2 if workers else 3
+    extra = ("--workers", str(workers)) if workers else ()
+    array_id = array.submit(tasks=count, n_trials=4, extra=extra)
     victim, job = running_trial(array, array_id)
     subprocess.run([*stop, job], check=True, timeout=30)
     if stop[0] == "scontrol":
         release(job)
-    tasks = wait_for_array(array_id, 3, timeout=300)
+    tasks = wait_for_array(array_id, count, timeout=300)
     logs = array.logs(array_id, tasks)
     [stopped] = [t for t in tasks if t.job_id == job]
     assert (stopped.state, stopped.exit_code) == state, logs
@@ -193,9 +199,14 @@ def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
     [retried] = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retried.params == failed.params
     assert retried.state in FINISHED
-    # The only other failed trials are ones given up in a race for the last slot, never run.
-    others = [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number != failed.number]
-    assert all(DISCARDED_ATTR in t.user_attrs for t in others), logs
+    # Every other failed trial was given up in a race for the last slot (never run), or
+    # interrupted in the same task (a supervised sibling) and retried the same way.
+    for trial in study.get_trials(states=(TrialState.FAIL,)):
+        if DISCARDED_ATTR in trial.user_attrs:
+            continue
+        assert trial.user_attrs["fail_reason"] == "interrupted (SIGTERM)", logs
+        copies = [t for t in study.trials if t.system_attrs.get("failed_trial") == trial.number]
+        assert [(t.params, t.state in FINISHED) for t in copies] == [(trial.params, True)]
 
 
 # -- the script's command line, without Slurm ---------------------------------------------------
