@@ -8,8 +8,8 @@
 #   bash .ci/slurm.sh --stop     # stop slurmd and slurmctld (munged keeps running)
 #
 # The test cluster, not a production one: no accounting, no cgroups (proctrack/linuxproc follows
-# the process tree, task/none binds nothing), KillWait 5 s so a cancelled job's SIGKILL comes
-# quickly, and at least 4 CPUs declared (SlurmdParameters=config_overrides) so three one-CPU
+# the process tree, task/none binds nothing), KillWait 15 s so a cancelled job's SIGKILL comes
+# soon, and at least 4 CPUs declared (SlurmdParameters=config_overrides) so three one-CPU
 # array tasks run side by side on a 2-core machine.
 set -euo pipefail
 
@@ -115,8 +115,9 @@ JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 ReturnToService=2
-# A cancelled or preempted job gets SIGTERM, then SIGKILL this many seconds later.
-KillWait=5
+# A cancelled or preempted job gets SIGTERM, then SIGKILL this many seconds later (30 by
+# default): short, yet room for hpo to fail its trial on a loaded 2-core machine.
+KillWait=15
 # Finished jobs stay visible to scontrol/squeue for 5 minutes (no accounting database here).
 MinJobAge=300
 JobRequeue=1

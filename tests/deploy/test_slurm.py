@@ -123,15 +123,18 @@ def test_an_array_of_three_workers_finishes_the_exact_total(array: Array) -> Non
 def running_trial(array: Array, array_id: str) -> tuple[FrozenTrial, str]:
     """A trial that a worker of the array runs right now, and that worker's job id."""
     deadline = time.monotonic() + 180
+    study: optuna.Study | None = None
     while time.monotonic() < deadline:
         time.sleep(0.5)
         try:
-            running = array.study().get_trials(states=(TrialState.RUNNING,))
+            study = study or array.study()
+            running = study.get_trials(states=(TrialState.RUNNING,))
         except Exception:  # the study does not exist yet
             continue
         for trial in running:
-            # A trial just started (one epoch of 40 done at most): far from its end.
-            if "worker" in trial.user_attrs and len(trial.intermediate_values) <= 1:
+            # At most half of its 40 epochs done: seconds from its end, time for the stop to
+            # land. (A narrower window is missed between two polls on a loaded machine.)
+            if "worker" in trial.user_attrs and len(trial.intermediate_values) <= 20:
                 job = job_of_pid(int(trial.user_attrs["worker"]["pid"]))
                 if job is not None:
                     return trial, job
@@ -162,16 +165,18 @@ def release(job: str) -> None:
     ("stop", "state", "workers"),
     [
         (["scancel", "--signal=TERM"], ("FAILED", 143), 0),  # signals the job step: hpo alone
-        (["scancel"], ("CANCELLED", 0), 0),  # SIGTERM to every process, SIGKILL after KillWait
+        # SIGTERM to every process, SIGKILL after KillWait; the exit code recorded depends on
+        # whether the batch shell ended before the SIGKILL.
+        (["scancel"], ("CANCELLED", None), 0),
         (["scontrol", "requeue"], ("COMPLETED", 0), 0),  # stopped like scancel, run again
         # Supervised worker processes, what --devices all starts on a GPU node: their parent
         # forwards the SIGTERM, and Slurm signals the processes of the step too.
-        (["scancel"], ("CANCELLED", 0), 2),
+        (["scancel"], ("CANCELLED", None), 2),
     ],
     ids=["scancel-TERM", "scancel", "requeue", "scancel-supervised"],
 )
 def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
-    array: Array, stop: list[str], state: tuple[str, int], workers: int
+    array: Array, stop: list[str], state: tuple[str, int | None], workers: int
 ) -> None:
     # Trials of 40 epochs: a stop lands in the middle of one.
     array.study_file.write_text(array.study_file.read_text().replace("epochs: 2", "epochs: 40"))
@@ -185,7 +190,8 @@ def test_a_task_stopped_mid_trial_leaves_it_failed_and_retried(
     tasks = wait_for_array(array_id, count, timeout=300)
     logs = array.logs(array_id, tasks)
     [stopped] = [t for t in tasks if t.job_id == job]
-    assert (stopped.state, stopped.exit_code) == state, logs
+    code = stopped.exit_code if state[1] is not None else None
+    assert (stopped.state, code) == state, logs
     assert stopped.restarts == (1 if stop[0] == "scontrol" else 0), logs
     assert all((t.state, t.exit_code) == ("COMPLETED", 0) for t in tasks if t is not stopped)
     # hpo itself got the SIGTERM and stopped cleanly, well before any SIGKILL.
