@@ -223,7 +223,7 @@ def _requeue_interrupted(study: optuna.Study, number: int) -> None:
         return
     trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     trial = storage.get_trial(trial_id)
-    if trial.state == TrialState.FAIL and DISCARDED_ATTR not in trial.user_attrs:
+    if trial.state == TrialState.FAIL and not is_discarded(trial):
         callback(study, trial)
 
 
