@@ -16,6 +16,7 @@ branch never shares a distribution with a namesake of another.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -137,6 +138,26 @@ class Conditional:
 Param = FloatParam | IntParam | Choice | Conditional
 
 
+def _corner_values(param: Param) -> list[Any]:
+    if isinstance(param, FloatParam | IntParam):
+        return [param.low, param.high]
+    if isinstance(param, Choice):
+        return list(param.choices)
+    out = []
+    for branch, inner in param.branches.items():
+        searched = [(k, _corner_values(v)) for k, v in inner.items() if _is_param(v)]
+        fixed = {k: v for k, v in inner.items() if not _is_param(v)}
+        for combo in itertools.product(*(values for _, values in searched)):
+            value = {"name": branch, **fixed}
+            value.update(zip((k for k, _ in searched), combo, strict=True))
+            out.append(value)
+    return out
+
+
+def _is_param(value: Any) -> bool:
+    return isinstance(value, FloatParam | IntParam | Choice)
+
+
 @dataclass(frozen=True)
 class Space:
     """A parsed search space: dotted path -> parameter, in file order."""
@@ -161,6 +182,21 @@ class Space:
             for path, param in self.params.items()
             for value in param.extremes()
         ]
+
+    def corners(self, prefix: str) -> list[dict[str, Any]]:
+        """Every combination of the bounds of the parameters at or under ``prefix``.
+
+        A float or int contributes its low and high, a choice each choice, a conditional
+        component each branch with its own parameters at every combination of their bounds.
+        Returns dotted path -> value mappings (one per corner; ``[{}]`` when nothing is
+        searched there): the extremes a check of a whole component (its schedule, say) needs.
+        """
+        axes: list[list[tuple[str, Any]]] = []
+        for path, param in self.params.items():
+            if path != prefix and not path.startswith(prefix + "."):
+                continue
+            axes.append([(path, value) for value in _corner_values(param)])
+        return [dict(combo) for combo in itertools.product(*axes)]
 
     def categorical_choices(self) -> dict[str, tuple[Any, ...]]:
         """Every categorical parameter's name as suggested, with its choices in order.

@@ -37,6 +37,7 @@ __all__ = [
     "Schedule",
     "build_optimizer",
     "build_schedule",
+    "final_lr_ratio",
     "param_groups",
 ]
 
@@ -333,3 +334,26 @@ def build_schedule(
         **spec.params,
     )
     return Schedule(optimizer, main, info, warmup)
+
+
+def final_lr_ratio(spec: SchedulerSpec, *, epochs: int, steps_per_epoch: int = 20) -> float:
+    """The learning rate a run's last epoch trains at (mean over its steps) over the
+    optimizer's own rate.
+
+    The schedule runs as in training (warm-up included) on a one-parameter optimizer; a
+    metric-driven schedule (``plateau``) sees a metric that never improves, so the ratio is
+    the lowest it can reach. A ratio below 1e-4 means the run's last epochs cannot learn; a
+    cosine or one-cycle schedule annealing to 0 ends each run near 0.006 of its rate.
+    """
+    param = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    schedule = build_schedule(spec, optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    last: list[float] = []
+    for _ in range(epochs):
+        last = []
+        for _ in range(steps_per_epoch):
+            last.append(schedule.lr)
+            optimizer.step()  # (no gradient: nothing moves) keeps torch's step order
+            schedule.batch_end()
+        schedule.epoch_end(0.0 if schedule.needs_metric else None)
+    return sum(last) / len(last)
