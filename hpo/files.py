@@ -36,8 +36,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     # A name of our own (not mkstemp's, whose files are private to the owner): the file gets
     # the permissions of any file the user creates.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    make_dir(path.parent, for_file=path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
         raise _error(path, exc) from None
@@ -74,17 +74,22 @@ def write_text_atomic(path: Path | str, text: str, *, encoding: str = "utf-8") -
     return write_bytes_atomic(path, text.encode(encoding))
 
 
-def make_dir(path: Path | str) -> Path:
+def make_dir(path: Path | str, *, for_file: Path | None = None) -> Path:
     """Create folder ``path`` (and its parents) if needed; returns it.
 
     Raises:
-        HPOError: It cannot be created (``cannot write PATH: REASON``).
+        HPOError: It cannot be created (``cannot write PATH: REASON``, ``PATH`` being
+            ``for_file`` when given: the file the folder is made for).
     """
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for "a file is where the folder should be"
+        raise HPOError(
+            f"cannot write {for_file or path}: Not a directory ({path} is a file)"
+        ) from None
     except OSError as exc:
-        raise _error(path, exc) from None
+        raise _error(for_file or path, exc) from None
     return path
 
 
