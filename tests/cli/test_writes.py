@@ -146,3 +146,17 @@ def test_train_and_predict(
         )
         _assert_refused(code, err, target, reason)
     assert os.listdir(full_disk) == ["filler"]
+
+
+def test_init(tmp_path: Path, full_disk: Path, demo_data: Path) -> None:
+    from hpo.exceptions import HPOError
+    from hpo.scaffold import init_study
+
+    (tmp_path / "a-file").write_text("not a folder")
+    for studies, reason in ((tmp_path / "a-file", "Not a directory"), (full_disk, "No space")):
+        with pytest.raises(HPOError) as info:
+            init_study(demo_data, name="mine", studies_dir=studies)
+        target = studies / "mine.yaml"
+        assert str(info.value).startswith(f"cannot write {target}: {reason}")
+        assert not target.exists()
+    assert os.listdir(full_disk) == ["filler"]
