@@ -12,6 +12,7 @@ the data's classes.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,10 @@ def _pretrained(
     elif family == "maxvit":
         kwargs["input_size"] = weights.meta["min_size"]
     if family == "densenet":
-        state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
+        renamed = OrderedDict((_DENSENET_KEY.sub(r"\1\2", k), v) for k, v in state.items())
+        # The modules' versions ride on the state dict (torch.save keeps them): keep them too.
+        renamed._metadata = getattr(state, "_metadata", OrderedDict())  # type: ignore[attr-defined]
+        state = renamed
     model = builder(weights=None, **kwargs)
     model.load_state_dict(state)
     # The auxiliary heads exist only to take the pretrained keys: dropped, as the builders do.
