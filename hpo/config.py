@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from hpo.components import LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
 from hpo.exceptions import ConfigError
+from hpo.files import write_text_atomic
 from hpo.registry import Registry
 
 __all__ = [
@@ -330,8 +331,8 @@ class TrainConfig(StrictModel):
         return out
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dump_yaml(self.to_dict()))
+        """Write the config as YAML, atomically (:func:`hpo.files.write_text_atomic`)."""
+        write_text_atomic(path, dump_yaml(self.to_dict()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import yaml
 from sklearn.metrics import f1_score
 
 from hpo.exceptions import ConfigError, DataError
+from hpo.files import write_text_atomic
 from hpo.predict import check_compatible
 from hpo.train.runner import OOF_FILE, load_run
 
@@ -337,14 +338,7 @@ def write_ensemble(ensemble: Ensemble, out: Path, *, size: int) -> Path:
     if ensemble.class_weights is not None:
         data["class_weights"] = [round(w, 6) for w in ensemble.class_weights]
         data["oof_macro_f1_weighted"] = round(float(ensemble.weighted_score or 0.0), 6)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
 
 
 def load_ensemble(path: Path) -> Ensemble:

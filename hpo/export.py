@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo import __version__
 from hpo.config import TrainConfig, train_config_from_dict
 from hpo.exceptions import StorageError
+from hpo.files import make_dir
 from hpo.study import (
     CONFIG_ATTR,
     best_trial,
@@ -232,15 +233,12 @@ def export_top(study_name: str, storage_url: str, k: int) -> list[Exported]:
 
 
 def write_top(exports: list[Exported], out_dir: Path) -> list[Path]:
-    """Write each export as ``out_dir/<study>-trial<N>.yaml`` (each written beside its name and
-    renamed into place); returns the paths, best first."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write each export as ``out_dir/<study>-trial<N>.yaml`` (each atomically: beside its name,
+    then renamed into place); returns the paths, best first."""
+    out_dir = make_dir(out_dir)
     paths = []
     for exported in exports:
         path = out_dir / default_export_path(exported.study_name, exported.trial_number).name
-        tmp = path.with_name(f".{path.name}.tmp")
-        exported.config.save(tmp)
-        tmp.replace(path)
+        exported.config.save(path)  # atomically: a failed write leaves nothing
         paths.append(path)
     return paths

@@ -41,6 +41,7 @@ from hpo.data import get_layout, load_eval, load_images, prepare_batch
 from hpo.data._folder import FOLDER_IMAGE_EXTENSIONS, find_class_root
 from hpo.data._mask import find_eval_dir, is_metadata
 from hpo.exceptions import ConfigError, DataError
+from hpo.files import atomic_path
 from hpo.train.loop import StepProgress, amp_dtype, decoding_progress
 from hpo.train.runner import RunInfo, load_models, load_run
 
@@ -548,9 +549,7 @@ def write_predictions(pred: Predictions, out: Path) -> Path:
     leaves a half-written submission.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         if pred.images.info_csv is not None:
             _write_info_csv(pred, pred.images.info_csv, tmp)
         else:
@@ -559,7 +558,4 @@ def write_predictions(pred: Predictions, out: Path) -> Path:
                 writer.writerow(["path", "pred", "class_name"])
                 for key, label in zip(pred.images.keys, pred.labels, strict=True):
                     writer.writerow([key, int(label), pred.class_names[int(label)]])
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -24,6 +24,7 @@ from hpo.artifacts import class_names_of, per_class_rows
 from hpo.config import dump_yaml
 from hpo.exceptions import HPOError
 from hpo.export import exported_config, select_trial
+from hpo.files import write_text_atomic
 from hpo.study import kept_trials, mask_url, read_trial_record, state_counts
 
 __all__ = ["build_report", "write_report"]
@@ -41,10 +42,9 @@ img { max-width: 100%; }
 
 
 def write_report(study: optuna.Study, out: Path, *, storage_url: str) -> Path:
-    """Build the report of ``study`` and write it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_report(study, storage_url=storage_url), encoding="utf-8")
-    return out
+    """Build the report of ``study`` and write it to ``out`` (atomically: a failed write leaves
+    nothing, and raises :class:`~hpo.exceptions.HPOError` naming the file)."""
+    return write_text_atomic(out, build_report(study, storage_url=storage_url))
 
 
 def build_report(study: optuna.Study, *, storage_url: str) -> str:

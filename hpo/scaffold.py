@@ -23,6 +23,7 @@ from hpo.data import detect_layout
 from hpo.data._folder import SPLIT_FOLDERS
 from hpo.data._table import raise_problems
 from hpo.exceptions import ConfigError, DataError
+from hpo.files import write_text_atomic
 from hpo.study._storage import check_study_name
 
 __all__ = [
@@ -532,6 +533,7 @@ def init_study(
     Raises:
         ConfigError: the study file exists (without ``force``) or ``name`` is invalid.
         DataError: as :func:`summarize_data`.
+        HPOError: the study file cannot be written (a full disk, say): nothing is left.
     """
     chosen = check_study_name(name if name is not None else study_name_for(data))
     target = studies_dir / f"{chosen}.yaml"
@@ -540,11 +542,5 @@ def init_study(
             f"{target} exists: pass --force to overwrite it, or --name to write another study"
         )
     scaffold = scaffold_study(data, name=chosen, gpu=gpu, studies_dir=studies_dir)
-    studies_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(scaffold.text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(target, scaffold.text)
     return scaffold

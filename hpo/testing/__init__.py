@@ -4,6 +4,7 @@
 - ``studies``: ``tiny_study``, the text of a study file that trains in seconds on a CPU.
 - ``objective``: ``tiny_objective``, the CPU objective of such a file, for ``study.ask()`` tests.
 - ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
+- ``weights``: made-up ImageNet weights in torch's cache, trusted as the real files.
 """
 
 from __future__ import annotations

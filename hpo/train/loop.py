@@ -180,8 +180,8 @@ def fit(
             each factor (mask, gender, age).
 
     Raises:
-        TrainingError: The loss became NaN or infinite, or the GPU lacks the memory for the
-            images.
+        TrainingError: The training or validation loss became NaN or infinite, or the GPU
+            lacks the memory for the images.
         DataError: No training samples, or labels outside ``0..num_classes-1``.
     """
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -277,6 +277,8 @@ class _Fit:
             val_loss = None
             if self.y_val_np is not None:
                 val_loss, probs = self.evaluate()
+                if not np.isfinite(val_loss):  # diverged weights can still train on finite losses
+                    self._raise_bad_loss(val_loss, epoch, validation=True)
                 scores = classification_metrics(
                     self.y_val_np,
                     probs.argmax(1),
@@ -358,7 +360,7 @@ class _Fit:
                 seen += len(idx)
                 if check_now:
                     if not torch.isfinite(loss):
-                        self._raise_bad_loss(float(loss), epoch, step, len(starts))
+                        self._raise_bad_loss(float(loss), epoch, (step, len(starts)))
                 else:
                     first_bad = torch.where(
                         (first_bad < 0) & ~torch.isfinite(loss), step, first_bad
@@ -366,7 +368,7 @@ class _Fit:
                 advance(what, step + 1, len(starts))
         total, bad = torch.stack([loss_sum, first_bad.to(loss_sum.dtype)]).tolist()
         if bad >= 0 or not np.isfinite(total):
-            self._raise_bad_loss(total, epoch, int(bad), len(starts))
+            self._raise_bad_loss(total, epoch, (int(bad), len(starts)))
         return total / seen
 
     def _loss(self, idx: torch.Tensor) -> torch.Tensor:
@@ -414,10 +416,19 @@ class _Fit:
         probs = torch.cat(chunks).cpu().numpy()
         return float(loss_sum) / n, probs
 
-    def _raise_bad_loss(self, value: float, epoch: int, step: int, steps: int) -> None:
+    def _raise_bad_loss(
+        self,
+        value: float,
+        epoch: int,
+        step: tuple[int, int] | None = None,
+        *,
+        validation: bool = False,
+    ) -> None:
         what = "nan" if np.isnan(value) else "infinite" if np.isinf(value) else "non-finite"
+        which = "validation loss" if validation else "loss"
+        where = f", step {step[0] + 1}/{step[1]}" if step is not None else ""
         raise TrainingError(
-            f"loss became {what} at epoch {epoch + 1}/{self.cfg.epochs}, step {step + 1}/{steps}"
+            f"{which} became {what} at epoch {epoch + 1}/{self.cfg.epochs}{where}"
             f" (lr {self.schedule.lr:.3g}); try a lower learning rate (train.optimizer.lr), "
             f"warm-up (train.scheduler.warmup_epochs) or amp: false"
         )

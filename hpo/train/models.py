@@ -11,6 +11,8 @@ the data's classes.
 
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,13 @@ from hpo.components import MODELS
 from hpo.components.models import DROPOUT, HEADS, TORCHVISION_CLASSIFIERS, Dropout
 from hpo.config import ModelSpec
 from hpo.exceptions import ConfigError
-from hpo.train.weights import check_weights, fetch, imagenet_weights, is_cached, resolve_weights
+from hpo.train.weights import (
+    check_weights,
+    imagenet_weights,
+    is_cached,
+    load_state_dict,
+    resolve_weights,
+)
 
 __all__ = [
     "MODELS",
@@ -93,11 +101,13 @@ def build_torchvision(
     **kwargs: Any,
 ) -> nn.Module:
     """torchvision model ``name`` with a ``num_classes`` head, randomly initialised or with
-    ``weights`` (from torch's cache: :func:`hpo.train.weights.fetch` first), built for
-    ``image_size`` where the family needs it (ViT, MaxViT).
+    ``weights`` (from torch's cache, hash-checked and read with ``weights_only=True``:
+    :func:`hpo.train.weights.load_state_dict`), built for ``image_size`` where the family needs
+    it (ViT, MaxViT).
 
     Raises:
-        ConfigError: The cached weights do not fit the model (the mismatched keys named).
+        ConfigError: The cached weights are missing, corrupt or do not fit the model (the
+            mismatched keys named).
     """
     builder: Callable[..., nn.Module] = tvm.get_model_builder(name)
     family = _family(name)
@@ -115,8 +125,9 @@ def build_torchvision(
         size = {"input_size": tuple(int(v) for v in image_size)}
     if weights is None:
         return builder(weights=None, num_classes=num_classes, **size, **kwargs)
+    state = load_state_dict(weights, name)
     try:
-        model = builder(weights=weights, **kwargs)
+        model = _pretrained(builder, family, weights, state, kwargs)
         if size and size != {k: getattr(model, k, None) for k in size}:
             model = _resized(builder, model, family, size, kwargs)
     except RuntimeError as exc:  # load_state_dict(strict=True) names the mismatched keys
@@ -126,6 +137,50 @@ def build_torchvision(
             f"{name!r}: {detail[:400]}"
         ) from None
     _replace_head(model, HEADS[family], num_classes)
+    return model
+
+
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+"""DenseNet's published keys (``norm.1``) as its modules name them now (``norm1``)."""
+
+
+def _pretrained(
+    builder: Callable[..., nn.Module],
+    family: str,
+    weights: WeightsEnum,
+    state: dict[str, torch.Tensor],
+    kwargs: dict[str, Any],
+) -> nn.Module:
+    """What ``builder(weights=weights, **kwargs)`` builds, with ``state`` loaded strictly.
+
+    torchvision's builders load through ``WeightsEnum.get_state_dict``, which unpickles with
+    ``weights_only=False``; this builds the same network with ``weights=None`` and loads the
+    already checked ``state``, repeating what the builders do around their loading.
+    """
+    kwargs = {**kwargs, "num_classes": len(weights.meta["categories"])}
+    if family in ("googlenet", "inception"):
+        kwargs.update(aux_logits=True, init_weights=False)
+    elif family == "vgg":
+        kwargs["init_weights"] = False
+    elif family == "vision_transformer":
+        kwargs["image_size"] = weights.meta["min_size"][0]
+    elif family == "maxvit":
+        kwargs["input_size"] = weights.meta["min_size"]
+    if family == "densenet":
+        renamed = OrderedDict((_DENSENET_KEY.sub(r"\1\2", k), v) for k, v in state.items())
+        # The modules' versions ride on the state dict (torch.save keeps them): keep them too.
+        renamed._metadata = getattr(state, "_metadata", OrderedDict())  # type: ignore[attr-defined]
+        state = renamed
+    model = builder(weights=None, **kwargs)
+    model.load_state_dict(state)
+    # The auxiliary heads exist only to take the pretrained keys: dropped, as the builders do.
+    aux = {"googlenet": ("aux1", "aux2"), "inception": ("AuxLogits",)}.get(family, ())
+    if aux:
+        model.aux_logits = False  # type: ignore[assignment]
+    for attr in aux:
+        setattr(model, attr, None)
     return model
 
 
@@ -255,8 +310,6 @@ def build_model(
     resolved = resolve_weights(spec)
     if isinstance(resolved, Path):
         check_weights(spec)
-    elif resolved is not None:
-        fetch(resolved)
     info = MODELS.info(spec.name)
     runtime: dict[str, Any] = {}
     if resolved is not None and not isinstance(resolved, Path):

@@ -28,6 +28,7 @@ cross-validation runner (``hpo.train.crossval``), the one the tuning objective u
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -43,6 +44,7 @@ from torch import nn
 from hpo.config import TrainConfig, load_yaml, train_config_from_dict
 from hpo.data import load_training_data
 from hpo.exceptions import ConfigError, DataError
+from hpo.files import atomic_path, make_dir, write_bytes_atomic, write_text_atomic
 from hpo.train.crossval import FoldRun, cross_validate, fold_name, make_splits, resolve_folds
 from hpo.train.loop import EpochResult, StepProgress, decoding_progress
 from hpo.train.models import build_model, check_weights
@@ -119,7 +121,7 @@ def train_run(
     # Split before creating the run directory: a data set too small to split leaves nothing.
     splits = None if full else make_splits(config, samples)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     # config.yaml says what was trained: `--folds all` is `folds: all`, not the default 1.
     (config if full else _with_folds(config, chosen, kfold.n_splits)).save(out_dir / CONFIG_FILE)
     data_root = Path(config.data.root).absolute()
@@ -146,7 +148,7 @@ def train_run(
 
     def save_fold(fold: int | None, run: FoldRun) -> None:
         part_dir = out_dir / run.name
-        part_dir.mkdir(exist_ok=True)
+        make_dir(part_dir)
         _save_model(run.fit.model, part_dir / MODEL_FILE)
         if run.val_idx is not None and run.fit.val_pred is not None:
             _write_predictions(
@@ -276,7 +278,11 @@ def _save_model(model: nn.Module, path: Path) -> None:
         k: v.detach().to("cpu", memory_format=torch.contiguous_format)
         for k, v in model.state_dict().items()
     }
-    torch.save(state, path)
+    # Serialised in memory, then written atomically: torch.save's own file errors (a full disk)
+    # are RuntimeErrors that name no file.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def _with_folds(config: TrainConfig, folds: list[int], n_splits: int) -> TrainConfig:
@@ -295,7 +301,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _write_predictions(path: Path, paths: list[str], labels: np.ndarray, pred: np.ndarray) -> None:
-    with path.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "pred"])
         writer.writerows(zip(paths, labels.tolist(), pred.tolist(), strict=True))
@@ -309,10 +315,9 @@ def _write_oof(
     labels: np.ndarray,
     root: Path,
 ) -> None:
-    # Written beside and renamed, like metrics.json; plain arrays (no pickle) in sample order.
+    # Written atomically, like metrics.json; plain arrays (no pickle) in sample order.
     order = sorted(oof)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
         np.savez(
             f,
             path=np.asarray([_relative(paths[i], root) for i in order], dtype=str),
@@ -320,7 +325,6 @@ def _write_oof(
             fold=np.asarray([folds[i] for i in order], dtype=np.int64),
             proba=np.stack([oof[i] for i in order]).astype(np.float32),
         )
-    tmp.replace(path)
 
 
 def _summarise(report: dict[str, Any], started: float) -> None:
@@ -332,10 +336,8 @@ def _summarise(report: dict[str, Any], started: float) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    # Written beside and renamed: a crash never leaves half a metrics.json.
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2) + "\n")
-    tmp.replace(path)
+    # Written atomically: a crash never leaves half a metrics.json.
+    write_text_atomic(path, json.dumps(_finite(data), indent=2) + "\n")
 
 
 def _finite(value: Any) -> Any:

@@ -8,12 +8,19 @@ downloads it under a file lock (torch downloads to a temporary name and renames)
 wait for it and read it. The download is checked against the hash prefix in the file name, as
 torchvision's own loading does. Offline with nothing cached, the error names the URL and the exact
 path where the file can be placed.
+
+A cached file is checked against that hash prefix too, every time it is read, and read only with
+``torch.load(weights_only=True)``: anyone who can write to the cache could otherwise run code in
+every worker (torchvision's own ``get_state_dict`` unpickles with ``weights_only=False``), and a
+truncated or corrupt file is refused before any study is touched, naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +43,7 @@ __all__ = [
     "fetch",
     "imagenet_weights",
     "is_cached",
+    "load_state_dict",
     "resolve_weights",
 ]
 
@@ -108,20 +116,38 @@ def _hash_prefix(file_name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: bool = False) -> Path:
+def fetch(
+    weights: WeightsEnum,
+    *,
+    torch_home: Path | None = None,
+    progress: bool = False,
+    replace_bad: bool = False,
+) -> Path:
     """The cached file of ``weights``, downloaded first if needed (once per machine).
+
+    Args:
+        weights: The torchvision weights.
+        torch_home: The torch home to use instead of ``$TORCH_HOME``.
+        progress: Show torch's download progress bar.
+        replace_bad: Download again over a cached file that fails its hash check (what
+            ``hpo models download`` does); otherwise a cached file is returned unchecked
+            (:func:`load_state_dict` and :func:`check_weights` check it).
 
     Raises:
         ConfigError: Not cached and the download failed (offline, say): names the URL and
             the path to place the file at.
     """
     path = cache_path(weights, torch_home)
-    if path.is_file():
+
+    def wanted() -> bool:
+        return not path.is_file() or (replace_bad and _hash_problem(path) is not None)
+
+    if not wanted():
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(path.with_name(path.name + ".lock")):
-            if not path.is_file():  # another worker may have downloaded it meanwhile
+            if wanted():  # another worker may have downloaded it meanwhile
                 logger.info("downloading %s to %s", weights.url, path)
                 torch.hub.download_url_to_file(
                     weights.url, str(path), _hash_prefix(path.name), progress=progress
@@ -133,6 +159,81 @@ def fetch(weights: WeightsEnum, *, torch_home: Path | None = None, progress: boo
             f"{path} (hpo models download NAME fetches it on a machine with internet)"
         ) from None
     return path
+
+
+def _hash_problem(path: Path) -> str | None:
+    """Why ``path`` does not match the SHA-256 prefix in its name, or None when it does (or
+    its name carries none)."""
+    expected = _hash_prefix(path.name)
+    if not expected:
+        return None
+    with path.open("rb") as f:
+        actual = hashlib.file_digest(f, "sha256").hexdigest()
+    if actual.startswith(expected):
+        return None
+    return (
+        f"its SHA-256 starts {actual[: len(expected)]}, not {expected} as its name says "
+        f"(truncated, corrupt or not torchvision's file)"
+    )
+
+
+def _torch_load(path: Path) -> object:
+    """What ``path`` holds, unpickled with ``weights_only=True`` on the CPU (memory-mapped where
+    the format allows, so a check reads little more than the zip directory).
+
+    Raises:
+        ValueError: Not a readable torch file, or one that only unpickles with code.
+    """
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ...: all unreadable
+        text = str(exc)
+        # weights_only's refusal is a page of advice; the line that matters names the global.
+        _, found, refusal = text.partition("WeightsUnpickler error: ")
+        if found:  # and not its advice to allow the global: this file is to be refused
+            text = refusal.splitlines()[0].split(" Please use ")[0]
+        detail = " ".join(text.split())
+        raise ValueError(
+            f"not a readable state dict ({type(exc).__name__}: {detail[:300]})"
+        ) from None
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path`` (:func:`_torch_load`).
+
+    Raises:
+        ValueError: Not a readable torch file, or not a plain state dict.
+    """
+    loaded = _torch_load(path)
+    if not isinstance(loaded, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
+    ):
+        raise ValueError("not a state dict (parameter name -> tensor)")
+    return loaded
+
+
+def load_state_dict(weights: WeightsEnum, model: str) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision ``weights`` (of registered ``model``), from torch's cache
+    (downloaded first if needed), checked against its hash and read with ``weights_only=True``.
+
+    Raises:
+        ConfigError: Not cached and not downloadable, or the cached file fails its hash or
+            cannot be read: names the file and what to do.
+    """
+    path = fetch(weights)
+    problem = _hash_problem(path)
+    if problem is None:
+        try:
+            return _read(path)
+        except ValueError as exc:
+            problem = str(exc)
+    which = "" if weights == type(weights).DEFAULT else f":{weights.name}"  # type: ignore[attr-defined,unused-ignore]
+    raise ConfigError(
+        f"train.model.weights: {path}: {problem}; delete it, or run `hpo models download "
+        f"{model}{which}` to fetch it again"
+    )
 
 
 def download(
@@ -148,21 +249,19 @@ def download(
     for item in models:
         name, _, which = item.partition(":")
         MODELS.check_name(name, where="hpo models download")
-        out.append(
-            fetch(
-                imagenet_weights(name, which or IMAGENET), torch_home=torch_home, progress=progress
-            )
-        )
+        weights = imagenet_weights(name, which or IMAGENET)
+        out.append(fetch(weights, torch_home=torch_home, progress=progress, replace_bad=True))
     return out
 
 
 def check_weights(spec: ModelSpec) -> None:
-    """Make sure ``spec``'s weights can be loaded: a local file exists, torchvision weights are
-    cached (downloaded now if needed). Called before any image is decoded or trial starts.
+    """Make sure ``spec``'s weights can be loaded: a local file exists and reads as a state dict;
+    torchvision weights are cached (downloaded now if needed), match the hash in their file name
+    and read as a state dict. Called before any image is decoded or trial starts.
 
     Raises:
-        ConfigError: A missing local file, an unknown weight name, or weights that are neither
-            cached nor downloadable.
+        ConfigError: A missing or unreadable local file, an unknown weight name, weights that
+            are neither cached nor downloadable, or a cached file that is corrupt.
     """
     resolved = resolve_weights(spec)
     if isinstance(resolved, Path):
@@ -171,5 +270,9 @@ def check_weights(spec: ModelSpec) -> None:
                 f"train.model.weights: {resolved}: file not found (a local state dict, "
                 f"{IMAGENET} or a torchvision weight name such as IMAGENET1K_V1)"
             )
+        try:
+            _torch_load(resolved)  # a wrapped state dict is unwrapped when the model is built
+        except ValueError as exc:
+            raise ConfigError(f"train.model.weights: {resolved}: {exc}") from None
     elif resolved is not None:
-        fetch(resolved)
+        load_state_dict(resolved, spec.name)

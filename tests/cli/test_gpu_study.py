@@ -13,6 +13,7 @@ import torch
 import torchvision.models as tvm
 
 from hpo.study import load_study_spec
+from hpo.testing.weights import trust_cached
 
 CliRun = Callable[..., tuple[int, str, str]]
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "mask-clf-gpu.yaml"
@@ -60,6 +61,7 @@ def test_one_tiny_trial_on_cpu(
     cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
     cached.parent.mkdir(parents=True)
     torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), cached)
+    trust_cached(monkeypatch, cached)  # made up, so not the file its name's hash stands for
     shipped = sorted(STUDY.parent.iterdir())
     sets = ["data.image_size=[32,24]", "train.epochs=1", "train.batch_size=32"]
     code, err = run_gpu_study(run_cli, tmp_path, demo_data, *sets, "train.kfold.n_splits=3")

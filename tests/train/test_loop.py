@@ -80,6 +80,21 @@ def test_nan_loss_stops_with_a_clear_reason(make_config: MakeConfig, learnable: 
     assert calls == []  # nothing is reported from a broken epoch
 
 
+def test_a_nan_validation_loss_stops_with_a_clear_reason(
+    make_config: MakeConfig, learnable: Data
+) -> None:
+    # SGD at lr 100 leaves finite training losses (7.5e12 in epoch 1) and weights whose
+    # evaluation is NaN: no epoch of such a fit may be reported or scored.
+    config = make_config(**{"train.optimizer": {"name": "sgd", "lr": 100.0}})
+    calls: list[EpochResult] = []
+    with pytest.raises(
+        TrainingError, match=r"^validation loss became nan at epoch 1/3 \(lr 100\)"
+    ) as info:
+        tiny_fit(config, learnable, on_epoch_end=calls.append)
+    assert "lower learning rate" in str(info.value)
+    assert calls == []
+
+
 def test_on_epoch_end_exceptions_propagate(make_config: MakeConfig, learnable: Data) -> None:
     images, labels = learnable
 
