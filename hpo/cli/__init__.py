@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -13,6 +15,10 @@ from hpo import __version__
 from hpo.exceptions import HPOError
 
 __all__ = ["main"]
+
+PIPE_CLOSED_EXIT = 141
+"""Exit code when the reader of the output went away (``hpo ... | head``): 128 + SIGPIPE, what
+a shell reports for any command stopped that way (``git log | head``, ``yes | head``)."""
 
 # Subcommand name -> "module:attribute"; modules are imported only when their command runs,
 # so `hpo --help` and `hpo data check` do not pay for importing torch and optuna.
@@ -32,7 +38,21 @@ _COMMANDS = {
 }
 
 
+class _PipeClosed(Exception):
+    """The reader of our output went away; raised in place of ``BrokenPipeError``.
+
+    Click turns an ``EPIPE`` inside a command into a silent exit 1 before :func:`main` sees
+    it; this type passes through Click to :func:`main`, which exits quietly.
+    """
+
+
 class _LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 
@@ -70,12 +90,20 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except (_PipeClosed, BrokenPipeError):
+        _pipe_closed()
     except click.exceptions.Abort as exc:
         # click turns a KeyboardInterrupt (our Interrupted too) into Abort: keep its signal.
         if isinstance(exc.__cause__, KeyboardInterrupt):
             _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `hpo studies`: the group's help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(f"error: {_usage_error(exc)}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
@@ -98,3 +126,29 @@ def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
     signame = getattr(exc, "signame", "SIGINT")
     click.echo("interrupted" if signame == "SIGINT" else f"stopped by {signame}", err=True)
     sys.exit(getattr(exc, "exit_code", 130))
+
+
+def _usage_error(exc: click.UsageError) -> str:
+    """One line: ``hpo studies report: missing argument 'NAME' (usage: hpo studies report
+    [OPTIONS] NAME)``, where Click would print its usage block."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = exc.ctx
+    if ctx is None:
+        return message
+    usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+    return f"{ctx.command_path}: {message} (usage: {usage}; {ctx.command_path} -h for help)"
+
+
+def _pipe_closed() -> NoReturn:
+    """Exit quietly after the reader of our output went away, as other commands do.
+
+    Python would print a traceback, then fail again flushing stdout at exit; send whatever is
+    still buffered to /dev/null instead, and say nothing (stderr may be the same pipe).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        # A stream without a file descriptor (captured by a test) keeps its own buffer.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    sys.exit(PIPE_CLOSED_EXIT)

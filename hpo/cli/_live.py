@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from hpo.cli._display import Pace
 from hpo.cli._worker import best_text
 from hpo.study import finished_count
 from hpo.workers import (
@@ -58,6 +59,7 @@ class WorkerView:
         n_trials: The study-wide total (None with only a timeout).
         console: Where the live view goes (stderr).
         quiet: Log lines ``w1 | ...`` instead of the live view.
+        timeout: ``--timeout`` in seconds (for the time left).
     """
 
     def __init__(
@@ -68,22 +70,30 @@ class WorkerView:
         n_trials: int | None,
         console: Console,
         quiet: bool,
+        timeout: float | None = None,
     ) -> None:
         self.rows = {plan.name: _Row(plan) for plan in plans}
         self.study = study
         self.quiet = quiet
         self.console = console
         self._polled = 0.0
+        finished = self._finished = finished_count(study)
+        self.pace = Pace(n_trials, timeout, start_count=finished)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[best]}"),
+            TextColumn("{task.fields[pace]}"),
             TimeElapsedColumn(),
             console=console,
         )
         self._task = self.progress.add_task(
-            "trials", total=n_trials, completed=finished_count(study), best=best_text(self.study)
+            "trials",
+            total=n_trials,
+            completed=finished,
+            best=best_text(self.study),
+            pace=self.pace.text(finished),
         )
         self._live: Live | None = None
 
@@ -136,8 +146,10 @@ class WorkerView:
                     )
             case TrialEnd(line=line):
                 row.status, row.done = "idle", row.done + 1
-                self._line(row, line, markup=True)
                 self._poll(force=True)
+                if self.quiet:  # a log has no bar: the study's pace goes on the trial's line
+                    line += escape(f" | {self.pace.line(self._finished)}")
+                self._line(row, line, markup=True)
             case Wait(running=running):
                 row.status, row.trial = f"waiting for {running} trial(s)", None
             case Done(stopped_by=stopped_by):
@@ -175,8 +187,12 @@ class WorkerView:
         if not force and now - self._polled < _POLL_SECONDS:
             return
         self._polled = now
+        self._finished = finished_count(self.study)
         self.progress.update(
-            self._task, completed=finished_count(self.study), best=best_text(self.study)
+            self._task,
+            completed=self._finished,
+            best=best_text(self.study),
+            pace=self.pace.text(self._finished),
         )
 
     def _render(self) -> Group:

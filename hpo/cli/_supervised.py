@@ -91,6 +91,7 @@ def run_supervised(
         n_trials=n_trials,
         console=console,
         quiet=quiet or not console.is_terminal,
+        timeout=request.timeout,
     )
     with view:
         result = supervise(

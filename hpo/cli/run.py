@@ -158,6 +158,7 @@ def _run(
 def _dry_run(
     name: str, *, config: Path | None, overrides: tuple[str, ...], storage: str | None
 ) -> None:
+    from hpo.cli._display import flow_yaml
     from hpo.config import dump_yaml
     from hpo.tune import dry_run
 
@@ -170,11 +171,11 @@ def _dry_run(
         "(not opened)",
         f"data: {len(samples)} images of {len(set(samples.groups))} people/groups in "
         f"{samples.num_classes} classes ({spec.base_config().data.root})",
-        f"sampler {dict(study.sampler)} | pruner {dict(study.pruner)}",
-        f"search space ({len(checked.space.params)} parameters; sampled value in brackets):",
+        f"sampler: {flow_yaml(dict(study.sampler))} | pruner: {flow_yaml(dict(study.pruner))}",
+        f"search space ({len(checked.space.params)} parameters; -> the value sampled below):",
     ]
     for path, param in checked.space.params.items():
-        lines.append(f"  {path}: {param.describe()}  [{checked.sampled_values[path]}]")
+        lines.append(f"  {path}: {param.describe()}  -> {flow_yaml(checked.sampled_values[path])}")
     lines.append("one sampled trial's config (what `hpo export` would write for it):")
     click.echo("\n".join(lines))
     click.echo(dump_yaml(checked.sample.to_dict()), nl=False)

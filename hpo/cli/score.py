@@ -32,31 +32,29 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def score(pred: Path, truth: Path, as_json: bool) -> None:
     """Score predictions: macro-F1 (the competition metric), accuracy, per-class F1."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from hpo.cli._console import make_console
+    from hpo.cli._console import make_console, print_table
     from hpo.score import score_files
 
     report = score_files(pred, truth)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title=escape(f"{pred} vs {truth}"))
-    for name in ("class", "name", "F1", "precision", "recall", "support", "predicted"):
-        table.add_column(name, justify="left" if name == "name" else "right")
-    for c in report.per_class:
-        table.add_row(
+    rows = [
+        [
             str(c.label),
-            escape(c.name),
+            c.name,
             f"{c.f1:.4f}",
             f"{c.precision:.4f}",
             f"{c.recall:.4f}",
             str(c.support),
             str(c.predicted),
-        )
+        ]
+        for c in report.per_class
+    ]
     console = make_console()
-    console.print(table)
+    columns = ("class", "name", "F1", "precision", "recall", "support", "predicted")
+    right = [name for name in columns if name != "name"]
+    print_table(console, rows, columns=columns, title=f"{pred} vs {truth}", right=right)
     console.print(
         f"macro-F1 {report.macro_f1:.4f}  accuracy {report.accuracy:.4f}  "
         f"({report.n} rows, {len(report.per_class)} classes)"

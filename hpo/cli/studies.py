@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 import optuna
 from rich.markup import escape
-from rich.table import Table
 
-from hpo.cli._console import make_console
-from hpo.cli._display import next_step, trial_table
+from hpo.cli._console import make_console, print_table
+from hpo.cli._display import next_step, print_trials
 from hpo.cli._options import storage_option
 
 
@@ -36,35 +35,32 @@ def list_(storage: str | None, studies_dir: Path) -> None:
     from hpo.study import summarize_studies
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    rows = summarize_studies(storage=storage, studies_dir=studies_dir)
-    table = Table(title_justify="left")
-    for column in ("study", "trials", "complete", "pruned", "failed", "best", "storage"):
-        table.add_column(column, justify="right" if column in ("trials", "best") else "left")
-    for row in rows:
+    cells = []
+    for row in summarize_studies(storage=storage, studies_dir=studies_dir):
+        name = row.name or "?"
         if row.error is not None:
             why = "broken study file" if row.name is not None else "unreachable"
-            table.add_row(
-                escape(row.name or "?"),
-                "-",
-                "-",
-                "-",
-                "-",
-                "-",
-                escape(f"{row.storage} ({why}: {row.error})"),
-            )
+            cells.append([name, "-", "-", "-", "-", "-", f"{row.storage} ({why}: {row.error})"])
         elif row.counts is None:
-            table.add_row(escape(row.name or "?"), "0", "-", "-", "-", "-", "(not started)")
+            cells.append([name, "0", "-", "-", "-", "-", "(not started)"])
         else:
-            table.add_row(
-                escape(row.name or "?"),
-                str(row.n_trials),
-                str(row.counts["complete"]),
-                str(row.counts["pruned"]),
-                str(row.counts["fail"]),
-                f"{row.best:.4f}" if row.best is not None else "-",
-                escape(row.storage),
+            cells.append(
+                [
+                    name,
+                    str(row.n_trials),
+                    str(row.counts["complete"]),
+                    str(row.counts["pruned"]),
+                    str(row.counts["fail"]),
+                    f"{row.best:.4f}" if row.best is not None else "-",
+                    row.storage,
+                ]
             )
-    make_console().print(table)
+    print_table(
+        make_console(),
+        cells,
+        columns=("study", "trials", "complete", "pruned", "failed", "best", "storage"),
+        right=("trials", "best"),
+    )
 
 
 @studies.command("show", short_help="Top trials, counts and importances.")
@@ -89,7 +85,7 @@ def show(name: str, storage: str | None, top: int) -> None:
         console.print("no complete trial yet")
         return
     best = ranked[:top]
-    console.print(trial_table(best, title=f"top {len(best)}"))
+    print_trials(console, best, title=f"top {len(best)}")
     if len(ranked) >= 2:
         try:
             with warnings.catch_warnings():  # few trials per branch: the table says enough
@@ -98,12 +94,13 @@ def show(name: str, storage: str | None, top: int) -> None:
         except (RuntimeError, ValueError) as exc:
             console.print(f"[dim]parameter importances unavailable: {escape(str(exc))}[/]")
         else:
-            table = Table(title="parameter importances (fANOVA)", title_justify="left")
-            table.add_column("parameter")
-            table.add_column("importance", justify="right")
-            for param, value in importances.items():
-                table.add_row(escape(param), f"{value:.3f}")
-            console.print(table)
+            print_table(
+                console,
+                [[param, f"{value:.3f}"] for param, value in importances.items()],
+                columns=("parameter", "importance"),
+                title="parameter importances (fANOVA)",
+                right=("importance",),
+            )
     hint = next_step(study, url)
     if hint:
         console.print(escape(hint))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import optuna
@@ -90,3 +91,27 @@ def test_quiet_gives_prefixed_log_lines_and_no_live_view(caplog: Any) -> None:
     assert out.getvalue() == ""
     assert "w1 cuda:0 | started (pid 101, cuda:0, 4 thread(s))" in caplog.text
     assert "w1 cuda:0 | trial   0  complete" in caplog.text  # markup gone
+
+
+def test_the_view_shows_trials_per_minute_and_the_time_left(caplog: Any) -> None:
+    study = optuna.create_study(direction="maximize")
+    console = Console(file=io.StringIO(), width=160, color_system=None, force_terminal=True)
+    view = WorkerView(PLANS, study=study, n_trials=4, console=console, quiet=False)
+    progress = rendered(view)[4]
+    assert "- trials/min" in progress  # nothing finished since the view started
+    send(view, 1, TrialStart(trial=0))
+    study.add_trial(create_trial(value=0.5))
+    send(view, 1, TrialEnd(trial=0, state="COMPLETE", line="trial   0  [green]complete[/]"))
+    progress = rendered(view)[4]
+    assert "1/4" in progress and re.search(r"[\d.]+ trials/min, about \d+ (s|min) left", progress)
+
+    # A log has no bar: each finished trial's line carries the study's pace.
+    caplog.set_level("INFO", logger="hpo")
+    quiet = WorkerView(PLANS[:1], study=study, n_trials=4, console=console, quiet=True)
+    study.add_trial(create_trial(value=0.25))
+    send(quiet, 1, TrialEnd(trial=1, state="COMPLETE", line="trial   1  [green]complete[/]"))
+    assert re.search(
+        r"w1 cuda:0 \| trial   1  complete \| 2/4 finished, [\d.]+ trials/min, about \d+ (s|min) "
+        r"left$",
+        caplog.text.splitlines()[-1],
+    )

@@ -9,7 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.study import DISCARDED_ATTR
+from hpo.cli._display import EXPORT_FILE, FOLDS_NOTE
+from hpo.study import DISCARDED_ATTR, record_result
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -40,7 +41,12 @@ def studies_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             x += trial.suggest_float("train.scheduler[plateau].factor", 0.1, 0.5)
         if trial.number == 3:
             raise optuna.TrialPruned()
-        return x * 5 + (0.1 if y == 32 else 0.0)
+        value = x * 5 + (0.1 if y == 32 else 0.0)
+        folds = [value - 0.01234, value + 0.01234]  # two folds, their mean the value
+        record_result(
+            trial, fold_scores=folds, epochs_trained=2, history=[], seconds=0.1, device="cpu"
+        )
+        return value
 
     study.optimize(objective, n_trials=8)
     (folder / "alpha.yaml").write_text("{}\n")
@@ -52,7 +58,7 @@ def test_list_shows_started_and_unstarted_studies(studies_dir: Path, run_cli: Cl
     code, out, _ = run_cli("studies", "list")
     assert code == 0
     alpha = next(line for line in out.splitlines() if "alpha" in line)
-    assert " 8 " in alpha and " 7 " in alpha and " 1 " in alpha  # trials, complete, pruned
+    assert alpha.split("\t")[:4] == ["alpha", "8", "7", "1"]  # trials, complete, pruned
     assert "beta" in out and "not started" in out
 
 
@@ -67,7 +73,7 @@ def test_list_leaves_out_discarded_trials_as_show_does(studies_dir: Path, run_cl
     code, out, err = run_cli("studies", "list")
     assert code == 0, err
     alpha = next(line for line in out.splitlines() if "alpha" in line)
-    cells = [cell.strip() for cell in alpha.strip("│ ").split("│")]
+    cells = alpha.split("\t")
     assert cells[:5] == ["alpha", "8", "7", "1", "0"]  # trials, complete, pruned, failed
     code, out, err = run_cli("studies", "show", "alpha")
     assert code == 0, err
@@ -88,13 +94,56 @@ def test_show_prints_best_top_counts_and_importances(studies_dir: Path, run_cli:
     importances = out.split("parameter importances", 1)[1]
     assert "train.scheduler[step].gamma" in importances
     assert "train.scheduler[plateau].factor" in importances
-    # ... and in the top table beside their branch.
+    # ... and in the top table by the same name.
     top = out.split("top 3", 1)[1].split("parameter importances", 1)[0]
-    assert "scheduler=step(gamma=" in top or "scheduler=plateau(factor=" in top
+    assert "train.scheduler[step].gamma=" in top or "train.scheduler[plateau].factor=" in top
     # Output is not a terminal: one line per row, nothing cut, no escape codes.
     assert "\x1b" not in out and "…" not in out
     # The next step is named, with the storage (the default one here: no --storage).
-    assert out.rstrip().splitlines()[-1].startswith("next: hpo export --study alpha  (")
+    assert out.rstrip().splitlines()[-1].startswith(
+        f"next: hpo export --study alpha --out {EXPORT_FILE}  ("
+    )
+
+
+def test_show_prints_plain_rows_and_says_what_the_fold_column_is(
+    studies_dir: Path, run_cli: CliRun
+) -> None:
+    study = optuna.load_study(study_name="alpha", storage="sqlite:///studies/alpha.db")
+    code, out, err = run_cli("studies", "show", "alpha", "--top", "3")
+    assert code == 0, err
+    # Not a terminal: no box drawing, one tab-separated line per row under a header line.
+    assert not set(out) & set("│┃━─┏┡└")
+    lines = out.splitlines()
+    header = lines.index("trial\tvalue\tfold macro-F1\tparameters")
+    trial, value, folds, params = lines[header + 1].split("\t")
+    assert int(trial) == study.best_trial.number and value == f"{study.best_value:.4f}"
+    # Each fold's macro-F1, rounded as the value is, and a line saying what the columns are.
+    best = study.best_value
+    assert folds == f"{best - 0.01234:.4f} {best + 0.01234:.4f}"
+    assert lines[header + 4] == FOLDS_NOTE
+    assert "fold macro-F1: each of those folds" in FOLDS_NOTE
+    assert params.startswith("train.optimizer.lr=")
+    assert "parameter\timportance" in lines
+
+
+def test_the_next_step_is_the_readmes_export_command(studies_dir: Path, run_cli: CliRun) -> None:
+    code, out, err = run_cli("studies", "show", "alpha")
+    assert code == 0, err
+    hint = out.rstrip().splitlines()[-1]
+    command = hint.removeprefix("next: ").split("  (", 1)[0]
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert command.replace("alpha", "mask-clf") in readme
+    assert f"hpo train --config {EXPORT_FILE}" in hint and f"--config {EXPORT_FILE}" in readme
+
+
+def test_a_missing_study_name_is_one_error_line(studies_dir: Path, run_cli: CliRun) -> None:
+    for command in ("report", "show", "delete"):
+        code, out, err = run_cli("studies", command)
+        assert code == 2 and out == ""
+        assert err.splitlines() == [
+            f"error: hpo studies {command}: missing argument 'NAME' (usage: hpo studies "
+            f"{command} [OPTIONS] NAME; hpo studies {command} -h for help)"
+        ]
 
 
 def test_show_names_the_storage_in_the_next_step_when_it_is_not_the_default(
