@@ -151,7 +151,7 @@ def test_classes_have_names_like_metrics_json(
     capsys.readouterr()
     main(["score", "--pred", str(folder_pred), "--truth", str(folder_truth)])
     rows = capsys.readouterr().out.splitlines()
-    assert any(" 1 " in row and "dog [big]" in row for row in rows)  # id and name, unescaped
+    assert any(row.startswith("1\tdog [big]\t") for row in rows)  # id and name, unescaped
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,13 @@ LOG_WIDTH = 10_000
 """Width given to a console that does not write to a terminal: in practice, never wrap."""
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits 1 here; let `hpo.cli.main` exit as it does for every closed pipe.
+        self.quiet = True
+        raise BrokenPipeError()
+
+
 def make_console(*, stderr: bool = False) -> Console:
     """A console on stdout (or ``stderr``) for the CLI's output.
 
@@ -30,8 +37,8 @@ def make_console(*, stderr: bool = False) -> Console:
         stderr: Write to standard error (progress and log lines) instead of standard output.
     """
     if Console(stderr=stderr).is_terminal:
-        return Console(stderr=stderr, highlight=False, emoji=False)
-    return Console(
+        return _Console(stderr=stderr, highlight=False, emoji=False)
+    return _Console(
         stderr=stderr,
         soft_wrap=True,
         no_color=True,

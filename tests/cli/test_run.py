@@ -331,14 +331,19 @@ def test_piped_output_is_one_unwrapped_line_per_event(tmp_path: Path, demo_data:
     lines = done.stderr.splitlines()
     assert "\x1b" not in done.stderr  # no colours, no cursor movement of a live bar
     (header,) = [line for line in lines if line.startswith("study tiny | storage ")]
-    assert header.endswith("| device cpu | 1 parameters searched") and len(header) > 80
+    assert re.search(r"\| device cpu, \d+ CPU threads? \| 1 parameters searched$", header)
+    assert len(header) > 80
     trial_lines = [line for line in lines if line.startswith("trial ")]
     assert len(trial_lines) == 3
-    # Number, outcome with its value, the parameters with the branch's own, on one line.
+    # Number, outcome with its value, the parameters as stored, the study's pace, on one line.
     outcome = r"(complete \d\.\d{4}|pruned at step \d+ \(\d\.\d{4}\))"
     for line in trial_lines:
-        assert re.match(rf"trial +\d+  {outcome}  loss=", line), line
-        assert "loss=cross_entropy" in line or "loss=focal(gamma=" in line
+        assert re.match(rf"trial +\d+  {outcome}  train.loss=", line), line
+        assert "train.loss=cross_entropy" in line or "train.loss[focal].gamma=" in line
+        assert re.search(r" \| \d/3 finished, [\d.]+ trials/min, ", line), line
+    # The summary: `key: value` lines, no box drawing.
+    assert not set(done.stderr) & set("│┃━─┏┡└╭")
+    assert "this worker ran: 3" in lines and any(x.startswith("best params: ") for x in lines)
     assert lines[-1].startswith("next: hpo export --study tiny --storage sqlite:///")
     assert str(deep) in lines[-1]
 

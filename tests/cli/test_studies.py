@@ -100,9 +100,8 @@ def test_show_prints_best_top_counts_and_importances(studies_dir: Path, run_cli:
     # Output is not a terminal: one line per row, nothing cut, no escape codes.
     assert "\x1b" not in out and "…" not in out
     # The next step is named, with the storage (the default one here: no --storage).
-    assert out.rstrip().splitlines()[-1].startswith(
-        f"next: hpo export --study alpha --out {EXPORT_FILE}  ("
-    )
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith(f"next: hpo export --study alpha --out {EXPORT_FILE}  (")
 
 
 def test_show_prints_plain_rows_and_says_what_the_fold_column_is(
