@@ -5,6 +5,7 @@
 - ``objective``: ``tiny_objective``, the CPU objective of such a file, for ``study.ask()`` tests.
 - ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
 - ``weights``: made-up ImageNet weights in torch's cache, trusted as the real files.
+- ``trials``: ``running_trial``, a trial started by hand as a worker starts one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hpo.testing.postgres import (
     postgres_server,
     require_postgres_bindir,
 )
+from hpo.testing.trials import running_trial
 
 __all__ = [
     "PostgresNotFound",
@@ -23,4 +25,5 @@ __all__ = [
     "find_postgres_bindir",
     "postgres_server",
     "require_postgres_bindir",
+    "running_trial",
 ]

@@ -5,20 +5,19 @@ from __future__ import annotations
 import socket
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from hpo.study import fail_trials_of_worker, last_fail_reason, open_storage
+from hpo.testing import running_trial
 
 
 def _running(study: optuna.Study, worker: dict[str, object]) -> int:
-    trial = study.ask()
+    trial = running_trial(study)
     trial.suggest_float("x", 0.0, 1.0)
     trial.set_user_attr("worker", worker)
     return trial.number
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_a_dead_worker_has_its_running_trials_failed_and_requeued(storage_url: str) -> None:
     # The storage every worker opens: heartbeats on, so a failed trial is retried.
     storage = open_storage(storage_url, heartbeat_interval=60, max_retry=2)

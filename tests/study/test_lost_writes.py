@@ -27,7 +27,7 @@ from hpo.exceptions import ConfigError, StorageError
 from hpo.study import load_study_spec, open_storage, run_worker
 from hpo.study._outage import ResilientRDBStorage, is_connection_error
 from hpo.study._storage import default_grace_period, minimum_grace_period
-from hpo.testing import PostgresServer
+from hpo.testing import PostgresServer, running_trial
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -139,7 +139,7 @@ def test_sqlite_locked_is_an_outage_and_a_full_disk_is_not(tmp_path: Path) -> No
 def test_a_full_sqlite_disk_is_one_storage_error_at_once(tmp_path: Path) -> None:
     storage = _storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, outage_limit=30)
     study = optuna.create_study(study_name="s", storage=storage)
-    trial = study.ask()
+    trial = running_trial(study)
     storage.engine.dispose()
     # A disk with room for only what is there now (a real SQLITE_FULL from SQLite itself).
     sqlalchemy.event.listen(
@@ -158,7 +158,7 @@ def test_each_call_keeps_its_own_outage_clock(tmp_path: Path) -> None:
     # call still gives up at its own limit (a heartbeat's success is no end of its outage).
     storage = _storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, outage_limit=2)
     study = optuna.create_study(study_name="s", storage=storage)
-    trial = study.ask()
+    trial = running_trial(study)
     stop = threading.Event()
 
     def beat() -> None:
@@ -194,7 +194,7 @@ def test_a_lost_acknowledgement_on_creation_leaves_one_trial(postgres_url: str) 
     storage = _storage(postgres_url, heartbeat_interval=60)
     study = optuna.create_study(study_name="create", storage=storage)
     with lost_write(storage) as fired:
-        trial = study.ask()
+        trial = running_trial(study)
     assert fired["count"] == 1
     assert [t.number for t in study.get_trials()] == [trial.number]
     study.tell(trial, 1.0)
@@ -207,7 +207,7 @@ def test_a_lost_acknowledgement_on_a_claim_runs_the_enqueued_trial(postgres_url:
     study = optuna.create_study(study_name="claim", storage=storage)
     study.enqueue_trial({"x": 0.25})
     with lost_write(storage) as fired:
-        trial = study.ask()
+        trial = running_trial(study)
     assert fired["count"] == 1
     assert trial.suggest_float("x", 0, 1) == 0.25
     study.tell(trial, 1.0)
@@ -222,7 +222,7 @@ def test_a_stale_trial_failed_by_two_workers_is_retried_once(postgres_url: str) 
     theirs = _storage(postgres_url, **kwargs)
     study = optuna.create_study(study_name="stale", storage=mine)
     their_study = optuna.load_study(study_name="stale", storage=theirs)
-    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    dead = running_trial(study, {"x": optuna.distributions.FloatDistribution(0, 1)})
     mine.record_heartbeat(dead._trial_id)
     time.sleep(3 + mine.settle_seconds)
     # My FAIL fails before its commit; meanwhile the other worker fails the trial and queues
@@ -240,7 +240,7 @@ def test_a_stale_trial_failed_by_two_workers_is_retried_once(postgres_url: str) 
 def test_a_lost_acknowledgement_on_a_stale_fail_is_retried_once(postgres_url: str) -> None:
     storage = _storage(postgres_url, heartbeat_interval=1, grace_period=2, max_retry=3)
     study = optuna.create_study(study_name="stale-ack", storage=storage)
-    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    dead = running_trial(study, {"x": optuna.distributions.FloatDistribution(0, 1)})
     storage.record_heartbeat(dead._trial_id)
     time.sleep(3 + storage.settle_seconds)
     with lost_write(storage) as fired:
@@ -253,7 +253,7 @@ def test_a_lost_acknowledgement_on_a_stale_fail_is_retried_once(postgres_url: st
 def test_a_discarded_trial_that_went_stale_is_not_retried(tmp_path: Path) -> None:
     storage = _storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(study_name="s", storage=storage)
-    over = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    over = running_trial(study, {"x": optuna.distributions.FloatDistribution(0, 1)})
     over.set_user_attr("hpo:discarded", "another worker took the study's last trial")
     storage.record_heartbeat(over._trial_id)  # then its worker died before failing it
     time.sleep(4 + storage.settle_seconds)  # SQLite timestamps have one-second resolution
@@ -298,7 +298,7 @@ def test_a_frozen_worker_holding_the_study_lock_is_cut_off(postgres_url: str) ->
     conn.execute(sqlalchemy.text("SELECT * FROM studies FOR UPDATE"))
     started = time.monotonic()
     try:
-        study.ask()  # waits for the lock until the server ends the idle transaction
+        running_trial(study)  # waits for the lock until the server ends the idle transaction
         waited = time.monotonic() - started
     finally:
         with contextlib.suppress(sqlalchemy.exc.DBAPIError):  # the server ended that session

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from hpo.exceptions import StorageError
 from hpo.study import DISCARDED_ATTR, FINISHED, open_storage, run_worker
 from hpo.study._outage import ResilientRDBStorage
-from hpo.testing import PostgresServer, require_postgres_bindir
+from hpo.testing import PostgresServer, require_postgres_bindir, running_trial
 from hpo.testing.postgres import postgres_server
 from hpo.testing.studies import tiny_study
 
@@ -50,7 +50,7 @@ def test_calls_and_heartbeats_ride_out_a_restart(server: PostgresServer) -> None
     storage = open_storage(server.url, heartbeat_interval=1, outage_limit=30)
     assert isinstance(storage, ResilientRDBStorage)
     study = optuna.create_study(study_name="s", storage=storage)
-    trial = study.ask()
+    trial = running_trial(study)
     storage.record_heartbeat(trial._trial_id)
     outage = _outage(server, 3)
     time.sleep(0.5)  # the server is down now
@@ -77,7 +77,7 @@ def test_asking_suggesting_and_reading_between_trials_ride_out_a_restart(
     time.sleep(0.5)  # the server is down now: a worker between trials
     started = time.monotonic()
     assert len(study.get_trials(deepcopy=False)) == 1
-    trial = study.ask()
+    trial = running_trial(study)
     x = trial.suggest_float("x", 0, 1)
     study.tell(trial, 2.0 + x)
     assert study.best_trial.number == 1

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from hpo.space import parse_space
 from hpo.study import DISCARDED_ATTR, build_sampler, load_study_spec, open_storage, run_worker
+from hpo.testing import running_trial
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -80,7 +81,7 @@ def test_a_resumed_study_samples_new_points_and_a_retry_keeps_its_own(tmp_path: 
     study = optuna.load_study(
         study_name="s", storage=storage, sampler=build_sampler(entry, grid=space.grid)
     )
-    dead = study.ask()
+    dead = running_trial(study)
     space.sample(dead)
     storage.record_heartbeat(dead._trial_id)
     time.sleep(3.5)  # stale past the 2 s grace period (SQLite timestamps are whole seconds)

@@ -22,6 +22,7 @@ from hpo.study import (
     run_worker,
     state_counts,
 )
+from hpo.testing import running_trial
 
 
 def _study(url: str, name: str = "s") -> optuna.Study:
@@ -144,7 +145,7 @@ def test_waiting_worker_takes_over_a_dead_workers_trial(tmp_path: Path) -> None:
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     study.optimize(lambda t: 1.0, n_trials=1)
     # A worker that died mid-trial: RUNNING, with a heartbeat that stopped long ago.
-    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    dead = running_trial(study, {"x": optuna.distributions.FloatDistribution(0, 1)})
     storage.record_heartbeat(dead._trial_id)
     time.sleep(4)  # SQLite timestamps have one-second resolution
     result = run_worker(study, lambda t: 0.5, n_trials=2, poll_seconds=0.2, timeout=60)
