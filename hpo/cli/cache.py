@@ -61,26 +61,27 @@ def ls(cache_dir: Path | None) -> None:
     if not entries:
         click.echo(f"{directory}: no cache entries")
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from hpo.cli._console import make_console, print_table
 
-    from hpo.cli._console import make_console
-
-    table = Table(title=escape(str(directory)), title_justify="left")
-    for column in ("entry", "size", "images", "image size", "crop", "last used", "state"):
-        table.add_column(column, justify="right" if column in ("size", "images") else "left")
-    for entry in entries:
-        table.add_row(
-            entry.key,
-            _size(entry.size),
-            _images(entry),
-            "-" if entry.image_size is None else "x".join(map(str, entry.image_size)),
-            "-" if entry.crop is None else ",".join(map(str, entry.crop)),
-            _ago(entry.last_used),
-            escape(_state(entry)),
-        )
     console = make_console()
-    console.print(table)
+    print_table(
+        console,
+        [
+            [
+                entry.key,
+                _size(entry.size),
+                _images(entry),
+                "-" if entry.image_size is None else "x".join(map(str, entry.image_size)),
+                "-" if entry.crop is None else ",".join(map(str, entry.crop)),
+                _ago(entry.last_used),
+                _state(entry),
+            ]
+            for entry in entries
+        ],
+        columns=("entry", "size", "images", "image size", "crop", "last used", "state"),
+        title=str(directory),
+        right=("size", "images"),
+    )
     console.print(f"{len(entries)} entries, {_size(sum(e.size for e in entries))}")
 
 

@@ -126,9 +126,8 @@ def _share(count: int, total: int) -> str:
 
 def _print_report(report: CheckReport) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    from hpo.cli._console import make_console
+    from hpo.cli._console import make_console, print_table
 
     console = make_console()
     console.print(f"[bold]{escape(str(report.root))}[/bold] ({escape(report.layout)})")
@@ -146,34 +145,39 @@ def _print_report(report: CheckReport) -> None:
     )
 
     total = sum(report.class_counts)
-    classes = Table(title="images per class", title_justify="left")
-    classes.add_column("class", justify="right")
-    classes.add_column("name")
-    classes.add_column("images", justify="right")
-    classes.add_column("share", justify="right")
-    for i, (name, count) in enumerate(zip(report.class_names, report.class_counts, strict=True)):
-        style = "red" if count == 0 else None
-        classes.add_row(str(i), escape(name), str(count), _share(count, total), style=style)
-    console.print(classes)
-
+    print_table(
+        console,
+        [
+            [str(i), name, str(count), _share(count, total)]
+            for i, (name, count) in enumerate(
+                zip(report.class_names, report.class_counts, strict=True)
+            )
+        ],
+        columns=("class", "name", "images", "share"),
+        title="images per class",
+        right=("class", "images", "share"),
+    )
     if report.factor_counts:
-        factors = Table(title="images (people) per factor", title_justify="left")
-        factors.add_column("factor")
-        factors.add_column("value")
-        factors.add_column("images", justify="right")
-        factors.add_column("share", justify="right")
-        factors.add_column("people", justify="right")
+        rows = []
         for factor, counts in report.factor_counts.items():
             for value, count in counts.items():
                 people_count = report.people_counts.get(factor, {}).get(value)
-                factors.add_row(
-                    escape(factor),
-                    escape(value),
-                    str(count),
-                    _share(count, total),
-                    "" if people_count is None else str(people_count),
+                rows.append(
+                    [
+                        factor,
+                        value,
+                        str(count),
+                        _share(count, total),
+                        "" if people_count is None else str(people_count),
+                    ]
                 )
-        console.print(factors)
+        print_table(
+            console,
+            rows,
+            columns=("factor", "value", "images", "share", "people"),
+            title="images (people) per factor",
+            right=("images", "share", "people"),
+        )
 
     if report.ok:
         console.print(f"[green]no problems[/green] ({report.seconds:.1f} s)")

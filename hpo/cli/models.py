@@ -15,23 +15,25 @@ def models(ctx: click.Context) -> None:
     """List the models (parameters, ImageNet weights cached in torch's cache or not)."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
-    from hpo.cli._console import make_console
+    from hpo.cli._console import make_console, print_table
     from hpo.train.models import list_models
 
-    table = Table(title="models (train.model.name); weights: imagenet loads the ImageNet column")
-    for column in ("name", "parameters", "ImageNet", "cached", "min side"):
-        table.add_column(column, justify="left" if column in ("name", "ImageNet") else "right")
-    for row in list_models():
-        table.add_row(
-            row.name,
-            f"{row.params / 1e6:.1f}M",
-            row.weights or "-",
-            ("yes" if row.cached else "no") if row.weights else "-",
-            str(row.min_size),
-        )
-    make_console().print(table)
+    print_table(
+        make_console(),
+        [
+            [
+                row.name,
+                f"{row.params / 1e6:.1f}M",
+                row.weights or "-",
+                ("yes" if row.cached else "no") if row.weights else "-",
+                str(row.min_size),
+            ]
+            for row in list_models()
+        ],
+        columns=("name", "parameters", "ImageNet", "cached", "min side"),
+        title="models (train.model.name); weights: imagenet loads the ImageNet column",
+        right=("parameters", "cached", "min side"),
+    )
 
 
 @models.command(short_help="Fetch ImageNet weights into torch's cache.")

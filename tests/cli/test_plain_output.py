@@ -39,3 +39,21 @@ def test_studies_list_prints_tab_separated_rows_in_a_log(tmp_path: Path, run_cli
     header, row = out.splitlines()
     assert header == "study\ttrials\tcomplete\tpruned\tfailed\tbest\tstorage"
     assert row.split("\t")[:6] == ["s", "2", "2", "0", "0", f"{study.best_value:.4f}"]
+
+
+def test_data_check_cache_ls_and_models_print_plain_rows_in_a_log(
+    demo_data: Path, run_cli: CliRun
+) -> None:
+    code, out, err = run_cli("data", "check", demo_data)
+    assert code == 0, err
+    assert not set(out) & _BOX
+    lines = out.splitlines()
+    assert lines[lines.index("images per class") + 1] == "class\tname\timages\tshare"
+    code, out, err = run_cli("cache", "ls")
+    assert code == 0, err
+    assert not set(out) & _BOX
+    code, out, err = run_cli("models")
+    assert code == 0, err
+    assert not set(out) & _BOX
+    assert out.splitlines()[1] == "name\tparameters\tImageNet\tcached\tmin side"
+    assert any(line.startswith("resnet18\t") for line in out.splitlines())
