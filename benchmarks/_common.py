@@ -239,14 +239,18 @@ def demo_data(root: Path, profiles: int, seed: int = 0, *, eval_images: int | No
 
 
 @contextlib.contextmanager
-def postgres_url(url: str | None = None) -> Iterator[str]:
-    """``url`` if given, else a throwaway PostgreSQL server's URL for the duration."""
+def postgres_url(url: str | None = None, *, max_connections: int | None = None) -> Iterator[str]:
+    """``url`` if given, else a throwaway PostgreSQL server's URL for the duration.
+
+    ``max_connections`` sets the throwaway server's limit (None: its default of 200).
+    """
     if url:
         yield url
         return
     from hpo.testing.postgres import postgres_server
 
-    with postgres_server() as server:
+    limits = {} if max_connections is None else {"max_connections": max_connections}
+    with postgres_server(**limits) as server:
         yield server.url
 
 
@@ -376,11 +380,16 @@ def sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_processes(target: Callable[..., None], arg_lists: Sequence[tuple[Any, ...]]) -> float:
+def run_processes(
+    target: Callable[..., None],
+    arg_lists: Sequence[tuple[Any, ...]],
+    on_go: Callable[[], None] | None = None,
+) -> float:
     """Run ``target(*args, ready, go)`` in one spawned process per ``args``, started together.
 
     Each process does its imports and setup, releases ``ready`` and waits for ``go``, so
     interpreter start-up is not timed. Returns seconds from ``go`` to the last exit.
+    ``on_go`` is called once every process is ready, just before ``go``.
 
     Raises:
         SystemExit: a process failed.
@@ -394,6 +403,8 @@ def run_processes(target: Callable[..., None], arg_lists: Sequence[tuple[Any, ..
         proc.start()
     for _ in procs:
         ready.acquire()
+    if on_go is not None:
+        on_go()
     start = time.perf_counter()
     go.set()
     for proc in procs:

@@ -186,3 +186,29 @@ def test_replay_counts_the_epochs_a_pruner_lets_train(
     assert pruned["complete"] == 3
     assert pruned["best"] == 0.7
     assert pruned["epochs_to_best"] == 12
+
+
+def test_scaling_counts_each_workers_connections_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpo.testing.postgres import require_postgres_bindir
+
+    require_postgres_bindir()
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    # Imported by its own name: the spawned workers import its worker function from it.
+    scaling = importlib.import_module("bench_scaling")
+    argv = ["bench_scaling", "--storages", "postgresql", "--workers", "3", "--trials-per-worker",
+            "2", "--sleep", "0.2", "--repeat", "1", "--max-connections", "40"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    scaling.main()
+    [line] = _json_lines(capsys.readouterr().out)
+    assert line["workers"] == 3 and line["trials"] == 6
+    assert line["exact"] is True and line["finished"] == 6 and line["duplicates"] == 0
+    assert line["running"] == 0 and line["waiting"] == 0 and line["failed"] == 0
+    # The throwaway server took the benchmark's limit; each worker held at most 2 connections
+    # (its own thread's and the heartbeat thread's), opened once, not once per trial.
+    assert line["max_connections"] == 40
+    assert 1 <= line["conn_per_worker_max"] <= 2
+    assert line["conn_workers_max"] <= 6
+    assert line["connects_per_worker"] <= 2
+    assert line["rss_mb_max"] > 0 and line["worker_cpu_ms_per_trial"] > 0

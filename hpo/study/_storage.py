@@ -267,7 +267,17 @@ def _rdb_storage(
     else:
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["pool_size"] = 2
-        engine_kwargs["max_overflow"] = 4
+        if heartbeat_interval:
+            # A worker uses the database from two threads, its own and Optuna's heartbeat
+            # thread, one connection each: it never holds more than 2, so a server takes
+            # 2 per worker (BENCHMARKS.md, "Many workers"). Both stay open: a pool of 1 plus an
+            # overflow connection would reconnect for nearly every trial, and a pool of 1 alone
+            # cannot open the storage (Optuna's schema check takes two at once). A third
+            # thread would wait for a connection rather than open one.
+            engine_kwargs["max_overflow"] = 0
+            engine_kwargs["pool_timeout"] = outage_limit + ATTEMPT_MARGIN
+        else:
+            engine_kwargs["max_overflow"] = 4  # readers: the dashboard serves from threads
         if sqlalchemy.make_url(url).get_backend_name() == "postgresql":
             engine_kwargs["connect_args"] = dict(_POSTGRES_CONNECT_ARGS)
     callback = None

@@ -179,6 +179,7 @@ def postgres_server(
     password: str = "secret",
     database: str = "hpo",
     bindir: Path | None = None,
+    max_connections: int = 200,
 ) -> Iterator[PostgresServer]:
     """Start a throwaway PostgreSQL server; stop it and delete its files on exit.
 
@@ -187,6 +188,8 @@ def postgres_server(
         password: Its password (SCRAM authentication on TCP).
         database: Database created for ``user``.
         bindir: Folder of ``initdb``/``pg_ctl``; found with :func:`find_postgres_bindir` if None.
+        max_connections: The server's ``max_connections`` (3 of them are kept for the
+            superuser); a benchmark of many workers needs about 2 per worker.
 
     Yields:
         The running server; ``server.url`` is ``postgresql://user:password@127.0.0.1:PORT/db``.
@@ -223,7 +226,7 @@ def postgres_server(
         port = 0
         for attempt in range(_START_ATTEMPTS):
             port = _free_port()
-            _configure(data, port=port, socket_dir=root)
+            _configure(data, port=port, socket_dir=root, max_connections=max_connections)
             try:
                 _run(
                     [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "30",
@@ -284,14 +287,14 @@ def _free_port() -> int:
         return port
 
 
-def _configure(data: Path, *, port: int, socket_dir: Path) -> None:
+def _configure(data: Path, *, port: int, socket_dir: Path, max_connections: int) -> None:
     # Later lines win in postgresql.conf, so a retry on another port just appends again.
     # Durability is worthless for a throwaway server; turning it off makes tests fast.
     settings = {
         "port": str(port),
         "listen_addresses": "'127.0.0.1'",
         "unix_socket_directories": f"'{socket_dir}'",
-        "max_connections": "200",
+        "max_connections": str(max_connections),
         "fsync": "off",
         "synchronous_commit": "off",
         "full_page_writes": "off",
