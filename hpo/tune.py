@@ -15,6 +15,7 @@ from hpo.components import PRUNERS, SAMPLERS
 from hpo.config import DataConfig, TrainConfig
 from hpo.data import LoadedData, Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
+from hpo.lr_check import ScheduleRange, schedule_ranges
 from hpo.objective import Objective, trial_config
 from hpo.publish import Publisher
 from hpo.space import Space, parse_space
@@ -99,6 +100,8 @@ class DryRun:
     sample: TrainConfig
     sampled_values: dict[str, Any]
     data: Samples
+    schedules: list[ScheduleRange]
+    """The final-to-initial learning-rate ratios each schedule of the space allows."""
 
 
 def _load_spec(name: str, config: Path | None, overrides: Iterable[str]) -> StudySpec:
@@ -144,6 +147,7 @@ def dry_run(
     )
     trial = study.ask()
     values = space.sample(trial)
+    schedules = schedule_ranges(space, spec.fixed_dict(), source=str(spec.path))
     return DryRun(
         spec=spec,
         space=space,
@@ -151,6 +155,7 @@ def dry_run(
         sample=trial_config(spec, space, trial),
         sampled_values=values,
         data=samples,
+        schedules=schedules,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from hpo.config import SchedulerSpec
 from hpo.lr_check import DEAD_RATIO, schedule_ranges
 from hpo.space import parse_space
 from hpo.study import load_study_spec
+from hpo.testing.studies import tiny_study
 from hpo.train.optim import final_lr_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +80,24 @@ def test_the_shipped_studies_have_no_dead_schedule(name: str) -> None:
     ranges = schedule_ranges(space, spec.fixed_dict(), source=str(path))
     assert ranges
     assert all(r.low >= DEAD_RATIO for r in ranges), ranges
+
+
+def test_the_dry_run_reports_each_schedule_and_warns_of_a_dead_one(
+    tmp_path: Path, demo_data: Path, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    dead = {"step": {"step_size": {"int": [1, 2]}, "gamma": {"float": [0.1, 0.5]}}, "cosine": {}}
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(
+        tiny_study(
+            demo_data, study={}, search_space={"train.scheduler": {"choice": dead}}, epochs=6
+        )
+    )
+    code, out, err = run_cli("run", "--study", "tiny", "--config", study_file, "--dry-run")
+    assert code == 0, err
+    # 6 epochs: x 0.1 after each of the first 5 (1e-5), or x 0.5 after epochs 2 and 4 (0.25).
+    assert "per schedule the space can pick:\n  step: 1e-05 .. 0.25\n  cosine:" in out
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning: step")]
+    assert "step can end at 1.0e-05 of the learning rate (gamma=0.1, step_size=1, epochs=6)" in (
+        warning.replace("  ", " ")
+    )
+    assert not list(tmp_path.glob("*.db"))

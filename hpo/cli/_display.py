@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from hpo.cli._console import print_table
 from hpo.exceptions import HPOError
+from hpo.lr_check import DEAD_RATIO, ScheduleRange
 from hpo.study import WorkerInfo, best_trial, mask_url, read_trial_record, storage_for
 
 __all__ = [
@@ -197,3 +198,19 @@ def next_step(study: optuna.Study, storage_url: str) -> str | None:
         f"next: {command}  (the best trial as a training config; "
         f"then hpo train --config {EXPORT_FILE})"
     )
+
+
+def schedule_lines(ranges: Sequence[ScheduleRange]) -> tuple[list[str], list[str]]:
+    """The dry run's lines on the learning rate each schedule leaves, and its warnings."""
+    lines = ["learning rate of the last epoch / the initial one, per schedule the space can pick:"]
+    warnings = []
+    for r in ranges:
+        span = f"{r.low:.3g}" if r.low == r.high else f"{r.low:.3g} .. {r.high:.3g}"
+        lines.append(f"  {r.scheduler}: {span}")
+        if r.dead:
+            warnings.append(
+                f"warning: {r.scheduler} can end at {r.low:.1e} of the learning rate "
+                f"({r.low_at}): such trials stop learning; narrow its search range so the "
+                f"last epoch keeps at least {DEAD_RATIO:g} of the rate"
+            )
+    return lines, warnings

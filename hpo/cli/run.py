@@ -158,7 +158,7 @@ def _run(
 def _dry_run(
     name: str, *, config: Path | None, overrides: tuple[str, ...], storage: str | None
 ) -> None:
-    from hpo.cli._display import flow_yaml
+    from hpo.cli._display import flow_yaml, schedule_lines
     from hpo.config import dump_yaml
     from hpo.tune import dry_run
 
@@ -176,7 +176,11 @@ def _dry_run(
     ]
     for path, param in checked.space.params.items():
         lines.append(f"  {path}: {param.describe()}  -> {flow_yaml(checked.sampled_values[path])}")
+    schedules, warnings = schedule_lines(checked.schedules)
+    lines += schedules
     lines.append("one sampled trial's config (what `hpo export` would write for it):")
     click.echo("\n".join(lines))
     click.echo(dump_yaml(checked.sample.to_dict()), nl=False)
+    for warning in warnings:
+        click.echo(warning, err=True)
     click.echo("dry run: nothing trained, nothing written")
