@@ -1,6 +1,7 @@
 """Test helpers shipped with hpo: a throwaway PostgreSQL server, tiny study files, a tiny study.
 
-- ``postgres``: a PostgreSQL server started in a temporary folder, for the storage tests.
+- ``postgres``: a PostgreSQL server started in a temporary folder, for the storage tests, and
+  ``free_port`` (a port nothing listens on, for an unreachable server).
 - ``studies``: ``tiny_study``, the text of a study file that trains in seconds on a CPU.
 - ``objective``: ``tiny_objective``, the CPU objective of such a file, for ``study.ask()`` tests.
 - ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
@@ -14,6 +15,7 @@ from hpo.testing.postgres import (
     PostgresNotFound,
     PostgresServer,
     find_postgres_bindir,
+    free_port,
     postgres_server,
     require_postgres_bindir,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "PostgresNotFound",
     "PostgresServer",
     "find_postgres_bindir",
+    "free_port",
     "postgres_server",
     "require_postgres_bindir",
     "running_trial",
