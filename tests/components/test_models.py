@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from hpo.components import MODELS, ModelInfo
 from hpo.components.models import DROPOUT, torchvision_info
 from hpo.exceptions import ConfigError
+
+from .helpers import run_without_torch
 
 
 def test_the_torchvision_table_matches_the_installed_torchvision() -> None:
@@ -55,13 +54,9 @@ def test_hpo_models_and_dropout_defaults() -> None:
 
 
 def test_validating_a_model_imports_no_torch() -> None:
-    code = (
-        "import sys\n"
-        "from hpo.components import MODELS\n"
-        "assert MODELS.validate('small_cnn', {'width': 8}) == "
-        "{'width': 8, 'grid': 4, 'dropout': 0.0}\n"
-        "assert MODELS.info('vit_b_16').size_multiple == 16\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    run_without_torch(
+        "from hpo.components import MODELS",
+        "valid = MODELS.validate('small_cnn', {'width': 8})",
+        "assert valid == {'width': 8, 'grid': 4, 'dropout': 0.0}, valid",
+        "assert MODELS.info('vit_b_16').size_multiple == 16",
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr

@@ -9,16 +9,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpo.exceptions import StorageError
-from hpo.study import (
-    DISCARDED_ATTR,
-    best_trial,
-    counts_text,
-    finished_count,
-    kept_trials,
-    state_counts,
-    summarize_studies,
-    top_trials,
-)
+from hpo.study import DISCARDED_ATTR, summarize_studies
+from hpo.study import _summary as summary
 from hpo.testing import free_port
 
 
@@ -39,13 +31,16 @@ def test_counts_leave_discarded_trials_out() -> None:
         (TrialState.FAIL, None, False),
         (TrialState.FAIL, None, True),
     )
-    counts = state_counts(study)
+    counts = summary.state_counts(study)
     assert set(counts) == {s.name.lower() for s in TrialState}
     assert (counts["complete"], counts["pruned"], counts["fail"]) == (1, 1, 1)
-    assert finished_count(study) == 2
-    assert len(kept_trials(study)) == 3 and len(kept_trials(study, (TrialState.FAIL,))) == 1
-    assert counts_text(study) == "1 complete, 1 pruned, 1 fail"
-    assert counts_text(optuna.create_study()) == "no trials"
+    assert summary.finished_count(study) == 2
+    assert (
+        len(summary.kept_trials(study)) == 3
+        and len(summary.kept_trials(study, (TrialState.FAIL,))) == 1
+    )
+    assert summary.counts_text(study) == "1 complete, 1 pruned, 1 fail"
+    assert summary.counts_text(optuna.create_study()) == "no trials"
 
 
 @pytest.mark.parametrize(
@@ -60,11 +55,11 @@ def test_top_trials_best_first_ties_to_the_lowest_number(direction: str, order: 
         (TrialState.COMPLETE, 0.9, True),
         (TrialState.PRUNED, None, False),
     )
-    assert [t.number for t in top_trials(study)] == order
-    assert [t.number for t in top_trials(study, 1)] == order[:1]
-    best = best_trial(study)
+    assert [t.number for t in summary.top_trials(study)] == order
+    assert [t.number for t in summary.top_trials(study, 1)] == order[:1]
+    best = summary.best_trial(study)
     assert best is not None and best.number == order[0]
-    assert best_trial(_study(direction, (TrialState.PRUNED, None, False))) is None
+    assert summary.best_trial(_study(direction, (TrialState.PRUNED, None, False))) is None
 
 
 def test_summarize_studies_reads_the_folder_and_each_study_files_storage(

@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 
 from hpo.config import ModelSpec, load_train_config
 from hpo.exceptions import ConfigError, DataError
+from hpo.testing.studies import tiny_config
 from hpo.train.models import build_model
 from hpo.train.runner import load_models, load_run
 
@@ -22,17 +23,8 @@ from .helpers import CPU, CliRun
 
 
 def _config(root: Path, **train: Any) -> dict[str, Any]:
-    return {
-        "data": {"format": "mask", "root": str(root), "image_size": [32, 24]},
-        "train": {
-            "model": {"name": "small_cnn", "width": 8},
-            "epochs": 2,
-            "batch_size": 32,
-            "optimizer": {"name": "adamw", "lr": 0.01},
-            "kfold": {"n_splits": 3, "folds": 1},
-            **train,
-        },
-    }
+    adamw = {"name": "adamw", "lr": 0.01}
+    return tiny_config(root, format="mask", optimizer=adamw, folds=1, **train)
 
 
 @pytest.fixture
@@ -197,16 +189,10 @@ def test_a_study_file_trains_with_its_fixed_settings(
 
 
 def test_folder_format_data(run_cli: CliRun, folder_data: Path, tmp_path: Path) -> None:
-    config = {
-        "data": {"format": "folder", "root": str(folder_data), "image_size": [16, 16]},
-        "train": {
-            "model": {"name": "small_cnn", "width": 8},
-            "epochs": 3,
-            "batch_size": 8,
-            "optimizer": {"name": "adamw", "lr": 0.01},
-            "kfold": {"n_splits": 3},
-        },
-    }
+    adamw = {"name": "adamw", "lr": 0.01}
+    config = tiny_config(
+        folder_data, format="folder", image_size=(16, 16), epochs=3, batch_size=8, optimizer=adamw
+    )
     path = tmp_path / "folder.yaml"
     path.write_text(yaml.safe_dump(config))
     code, _, err = run_cli("train", "--config", path, "--out", tmp_path / "run", "--quiet")
