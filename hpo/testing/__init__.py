@@ -7,6 +7,7 @@
 - ``pictures``: a tiny real study with trial artifacts, notes and TensorBoard runs.
 - ``weights``: made-up ImageNet weights in torch's cache, trusted as the real files.
 - ``trials``: ``running_trial``, a trial started by hand as a worker starts one.
+- ``disks``: ``mounted_tmpfs``, a small real disk (a tmpfs) that a test can fill up.
 """
 
 from __future__ import annotations

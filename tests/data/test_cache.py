@@ -31,6 +31,7 @@ from hpo.data import (
     load_samples,
 )
 from hpo.exceptions import DataError
+from hpo.testing.disks import mounted_tmpfs
 
 from .helpers import corrupt, some_paths
 
@@ -330,21 +331,8 @@ def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 300 KB tmpfs (needs root and mount; skipped where it cannot be mounted)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", "300k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_full_disk_falls_back_to_memory_and_leaves_nothing(
