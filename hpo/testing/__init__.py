@@ -8,6 +8,7 @@
 - ``weights``: made-up ImageNet weights in torch's cache, trusted as the real files.
 - ``trials``: ``running_trial``, a trial started by hand as a worker starts one.
 - ``disks``: ``mounted_tmpfs``, a small real disk (a tmpfs) that a test can fill up.
+- ``cli``: ``one_error_line``, the one ``error:`` line a failing command ends with.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 
 from hpo.config import ModelSpec, load_train_config
 from hpo.exceptions import ConfigError, DataError
+from hpo.testing.cli import one_error_line
 from hpo.testing.studies import tiny_config
 from hpo.train.models import build_model
 from hpo.train.runner import load_models, load_run
@@ -32,14 +33,6 @@ def config_file(tmp_path: Path, demo_data: Path) -> Path:
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(_config(demo_data)))
     return path
-
-
-def _error_line(err: str) -> str:
-    """The one ``error:`` line, last on stderr (after the run's header line, if any)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], err
-    return errors[0]
 
 
 def test_train_writes_the_run_directory(
@@ -226,7 +219,7 @@ def test_user_errors_exit_2_with_one_line(
 ) -> None:
     code, out, err = run_cli("train", "--config", config_file, "--out", tmp_path / "r", *args)
     assert code == 2, (out, err)
-    line = _error_line(err)
+    line = one_error_line(err)
     for fragment in fragments:
         assert fragment in line, line
 
@@ -238,10 +231,10 @@ def test_bad_key_in_the_file_is_named(run_cli: CliRun, demo_data: Path, tmp_path
     path.write_text(yaml.safe_dump(raw))
     code, _, err = run_cli("train", "--config", path)
     assert code == 2
-    line = _error_line(err)
+    line = one_error_line(err)
     assert str(path) in line and "train.optimizer" in line and "lr" in line and "'fast'" in line
     code, _, err = run_cli("train", "--config", tmp_path / "missing.yaml")
-    assert code == 2 and "missing.yaml: file not found" in _error_line(err)
+    assert code == 2 and "missing.yaml: file not found" in one_error_line(err)
 
 
 def test_an_existing_run_directory_is_not_overwritten(
@@ -251,7 +244,7 @@ def test_an_existing_run_directory_is_not_overwritten(
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("keep me")
     code, _, err = run_cli("train", "--config", config_file, "--out", run_dir)
-    assert code == 2 and "already exists and is not empty" in _error_line(err)
+    assert code == 2 and "already exists and is not empty" in one_error_line(err)
     assert (run_dir / "notes.txt").read_text() == "keep me"
 
 
