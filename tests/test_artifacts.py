@@ -22,9 +22,8 @@ from hpo.artifacts import (
     read_artifact,
 )
 from hpo.exceptions import ConfigError
-from hpo.notes import trial_note
 from hpo.publish import Publisher
-from hpo.study import FINISHED, CutFold, TrialRecord, ValidationScores
+from hpo.study import FINISHED
 from hpo.testing.pictures import PicturesStudy
 
 
@@ -88,41 +87,6 @@ def test_every_finished_trial_uploads_its_pictures_and_note(pictures_study: Pict
     assert "**Pruner**: `name: median" in study_note
     assert "**Data**: 24 people, 168 images" in study_note
     assert "| 0 wear/male/<30 |" in study_note
-
-
-def test_trial_note_says_where_and_why_a_trial_was_pruned() -> None:
-    note = trial_note(
-        7,
-        state="pruned",
-        value=None,
-        params={"train.optimizer.lr": 0.0123456},
-        record=TrialRecord(
-            fold_scores=(0.41,),
-            scores=ValidationScores(f1_mask=0.9, f1_gender=0.8, f1_age=0.5),
-            epochs_trained=5,
-            pruned_at_step=4,
-            cut_fold=CutFold(fold=1, epoch=2, epochs=3),
-            seconds=12.5,
-            device="cpu",
-        ),
-        epochs=3,
-        pruner="median",
-        prune_reason="macro-F1 0.1000 at fold 1, epoch 2/3",
-    )
-    assert note.splitlines()[0] == "## Trial 7: pruned"
-    assert "- `train.optimizer.lr`: 0.01235" in note
-    assert "- fold scores (macro-F1): 0.4100 (mean 0.4100)" in note
-    assert "- per-factor F1: mask 0.9000, gender 0.8000, age 0.5000" in note
-    assert "- epochs trained: 5" in note
-    assert (
-        # Steps count from 0, epochs from 1: step 4 of 3-epoch folds is fold 1's second epoch.
-        "- pruned at step 4 (fold 1, epoch 2/3) by the median pruner: "
-        "macro-F1 0.1000 at fold 1, epoch 2/3"
-    ) in note
-    assert (
-        "- confusion matrix, per-class F1 and per-factor F1 come from 1 finished fold + "
-        "fold 1 at epoch 2/3, where the trial was pruned"
-    ) in note
 
 
 def test_default_store_is_beside_the_study_and_the_study_file_can_name_another(

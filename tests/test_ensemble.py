@@ -31,6 +31,7 @@ from hpo.ensemble import (
 from hpo.exceptions import ConfigError
 from hpo.predict import predict_run, predict_runs
 from hpo.score import score_files
+from hpo.testing.studies import tiny_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -131,20 +132,15 @@ def test_ensemble_file_round_trip_with_relative_paths(tmp_path: Path) -> None:
 
 
 def _demo_config(root: Path, lr: float) -> dict[str, Any]:
-    return train_config_from_dict(
-        {
-            "data": {"format": "mask", "root": str(root), "image_size": [32, 24]},
-            "train": {
-                "model": {"name": "small_cnn", "width": 8},
-                "epochs": 2,
-                "batch_size": 32,
-                "optimizer": {"name": "adamw", "lr": lr},
-                "augment": {"color_jitter": 0.0},
-                "kfold": {"n_splits": 2, "folds": 1},
-            },
-        },
-        "test",
-    ).to_dict()
+    raw = tiny_config(
+        root,
+        format="mask",
+        optimizer={"name": "adamw", "lr": lr},
+        augment={"color_jitter": 0.0},
+        n_splits=2,
+        folds=1,
+    )
+    return train_config_from_dict(raw, "test").to_dict()
 
 
 class Demo:

@@ -16,6 +16,7 @@ from hpo.cli import main
 from hpo.config import TrainConfig, load_train_config, train_config_from_dict
 from hpo.export import export_trial
 from hpo.study import DISCARDED_ATTR
+from hpo.testing.studies import tiny_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -26,20 +27,15 @@ DISTS: dict[str, Any] = {
 
 
 def _config(lr: float, scheduler: str = "cosine") -> TrainConfig:
-    return train_config_from_dict(
-        {
-            "data": {"format": "mask", "root": "data/demo", "image_size": [32, 24]},
-            "train": {
-                "model": {"name": "small_cnn", "width": 8},
-                "epochs": 2,
-                "batch_size": 16,
-                "optimizer": {"name": "adamw", "lr": lr},
-                "scheduler": {"name": scheduler},
-                "kfold": {"n_splits": 3, "folds": 1},
-            },
-        },
-        "test",
+    raw = tiny_config(
+        "data/demo",
+        format="mask",
+        batch_size=16,
+        optimizer={"name": "adamw", "lr": lr},
+        folds=1,
+        scheduler={"name": scheduler},
     )
+    return train_config_from_dict(raw, "test")
 
 
 def _add(

@@ -21,6 +21,7 @@ from hpo.predict import (
     upload_images,
     write_predictions,
 )
+from hpo.testing.studies import tiny_config
 from hpo.train import predict_proba
 from hpo.train.models import MODELS
 
@@ -284,21 +285,19 @@ def _half_bright(path: Path, side: str, rng: np.random.Generator) -> None:
 def _folder_config(root: Path, lr: float) -> dict[str, object]:
     from hpo.config import train_config_from_dict
 
-    return train_config_from_dict(
-        {
-            "data": {"format": "folder", "root": str(root), "image_size": [32, 32]},
-            "train": {
-                "model": {"name": "small_cnn", "width": 8},
-                "epochs": 4,
-                "batch_size": 16,
-                "optimizer": {"name": "adamw", "lr": lr},
-                # Never flipped (left/right is the class), random crops kept.
-                "augment": {"hflip": False, "crop_scale": 0.9, "color_jitter": 0.0},
-                "kfold": {"n_splits": 2, "folds": 1},
-            },
-        },
-        "test",
-    ).to_dict()
+    raw = tiny_config(
+        root,
+        format="folder",
+        image_size=(32, 32),
+        epochs=4,
+        batch_size=16,
+        optimizer={"name": "adamw", "lr": lr},
+        # Never flipped (left/right is the class), random crops kept.
+        augment={"hflip": False, "crop_scale": 0.9, "color_jitter": 0.0},
+        n_splits=2,
+        folds=1,
+    )
+    return train_config_from_dict(raw, "test").to_dict()
 
 
 class Sided:

@@ -29,6 +29,7 @@ __all__ = [
     "PostgresNotFound",
     "PostgresServer",
     "find_postgres_bindir",
+    "free_port",
     "postgres_server",
     "require_postgres_bindir",
 ]
@@ -225,7 +226,7 @@ def postgres_server(
         )  # fmt: skip
         port = 0
         for attempt in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             _configure(data, port=port, socket_dir=root, max_connections=max_connections)
             try:
                 _run(
@@ -280,7 +281,8 @@ def _temp_parent(run_as: pwd.struct_passwd | None) -> str | None:
     return default
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

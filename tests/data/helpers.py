@@ -1,4 +1,4 @@
-"""Helpers of the data tests: find and edit files of a demo data set."""
+"""Helpers of the data tests: find, list and edit files of a demo data set."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from hpo.config import DataConfig
+from hpo.data import load_samples
 
 
 def person_dirs(root: Path) -> list[Path]:
@@ -47,3 +50,13 @@ def draw_shapes(folder: Path, n: int = 4, seed: int = 0) -> None:
             else:
                 draw.polygon([(4, 20), (24, 20), (14, 4)], fill="white")
             image.save(folder / shape / f"{k}.jpg", quality=90)
+
+
+def some_paths(root: Path, n: int = 12) -> list[Path]:
+    """The first ``n`` image paths of the data set at ``root``."""
+    return load_samples(DataConfig(root=root)).paths[:n]
+
+
+def corrupt(path: Path) -> None:
+    """Overwrite an image with bytes no decoder reads."""
+    path.write_bytes(b"definitely not an image" * 10)

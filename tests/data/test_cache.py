@@ -25,31 +25,21 @@ from PIL import Image
 import hpo.data._cache as cache_module
 from hpo.config import DataConfig
 from hpo.data import (
-    ImageRows,
     decode_image,
     list_cache,
     load_images,
     load_samples,
-    load_training_data,
-    prune_cache,
 )
 from hpo.exceptions import DataError
+from hpo.testing.disks import mounted_tmpfs
 
-from .helpers import image_of, person_dirs
+from .helpers import corrupt, some_paths
 
 SIZE = (32, 24)
 
 
-def some_paths(root: Path, n: int = 12) -> list[Path]:
-    return load_samples(DataConfig(root=root)).paths[:n]
-
-
 def npy_files(cache: Path) -> list[Path]:
     return sorted(cache.glob("images-*.npy"))
-
-
-def corrupt(path: Path) -> None:
-    path.write_bytes(b"definitely not an image" * 10)
 
 
 def truncate(path: Path) -> None:
@@ -153,42 +143,6 @@ def test_missing_file_is_a_bad_file(data_copy: Path, tmp_path: Path) -> None:
     paths[2].unlink()
     with pytest.raises(DataError, match=rf"{paths[2]}: file not found"):
         load_images(paths, SIZE, cache_dir=tmp_path)
-
-
-def test_training_data_stops_on_a_corrupt_image(data_copy: Path) -> None:
-    bad = image_of(person_dirs(data_copy)[5], "mask2")
-    corrupt(bad)
-    with pytest.raises(DataError, match=rf"{bad}: cannot decode image"):
-        load_training_data(DataConfig(root=data_copy, image_size=SIZE))
-
-
-def test_training_data_skips_and_lists_bad_files_when_asked(
-    data_copy: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    bad = [
-        image_of(person_dirs(data_copy)[5], "mask2"),
-        image_of(person_dirs(data_copy)[9], "normal"),
-    ]
-    for path in bad:
-        corrupt(path)
-    cfg = DataConfig(root=data_copy, image_size=SIZE, skip_bad_files=True)
-    with caplog.at_level(logging.WARNING):
-        loaded = load_training_data(cfg)
-    full = load_samples(cfg)
-    assert len(loaded.samples) == len(full) - 2
-    assert len(loaded.images.array) == len(loaded.samples) and loaded.images.ok.all()
-    assert [p for p, _ in loaded.images.bad] == bad
-    assert not set(loaded.samples.paths) & set(bad)
-    assert all(str(p) in caplog.text for p in bad), "skipped files are listed in the log"
-    # Rows stay aligned: each kept image is the decoded pixels of its own path.
-    for i in (0, len(loaded.samples) - 1):
-        assert np.array_equal(loaded.images.array[i], decode_image(loaded.samples.paths[i], SIZE))
-
-
-def test_training_data_rows_match_samples(demo_root: Path) -> None:
-    loaded = load_training_data(DataConfig(root=demo_root, image_size=SIZE))
-    assert len(loaded.images.array) == len(loaded.samples) == len(loaded.images.ok)
-    assert loaded.images.bad == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,21 +331,8 @@ def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 300 KB tmpfs (needs root and mount; skipped where it cannot be mounted)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", "300k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_full_disk_falls_back_to_memory_and_leaves_nothing(
@@ -476,45 +417,7 @@ def test_waiting_for_a_stopped_builder_says_who_and_gives_up(
 
 
 # ---------------------------------------------------------------------------------------------
-# The cache does not only grow; skipping bad files keeps the shared map; group-shared files.
-
-
-def _age(cache: Path, key_of: Path, seconds: float) -> None:
-    sidecar = key_of.with_suffix(".json")
-    when = time.time() - seconds
-    os.utime(sidecar, (when, when))
-
-
-def test_prune_by_age_and_size_keeps_entries_in_use(demo_root: Path, tmp_path: Path) -> None:
-    paths = some_paths(demo_root, 6)
-    sizes = [(16, 12), (20, 16), (24, 20), (28, 24)]
-    held = None
-    for k, size in enumerate(sizes):
-        images = load_images(paths, size, cache_dir=tmp_path)
-        if k == 0:
-            held = images  # mapped: in use
-    del images
-    gc.collect()
-    entries = list_cache(tmp_path)
-    assert len(entries) == 4 and [e.in_use for e in entries].count(True) == 1
-    by_size = {e.image_size: e for e in entries}
-    for age, size in zip((400, 300, 200, 100), sizes, strict=True):
-        _age(tmp_path, by_size[size].path, age)
-    assert [e.image_size for e in list_cache(tmp_path)] == sizes, "least recently used first"
-
-    removed = prune_cache(tmp_path, older_than=250)
-    assert [e.image_size for e in removed] == [(20, 16)], "the oldest is in use and stays"
-    assert len(held.array) == 6  # type: ignore[union-attr]
-    total = sum(e.size for e in list_cache(tmp_path))
-    removed = prune_cache(tmp_path, max_size=total - 1)
-    assert [e.image_size for e in removed] == [(24, 20)]
-    held = None
-    gc.collect()
-    removed = prune_cache(tmp_path, max_size=0)
-    assert sorted(e.image_size for e in removed) == [(16, 12), (28, 24)]
-    assert list_cache(tmp_path) == []
-    assert not list(tmp_path.glob("images-*")), "their lock files went with them"
-    assert load_images(paths, (16, 12), cache_dir=tmp_path).ok.all(), "rebuilt when used again"
+# The cache does not only grow; group-shared files.
 
 
 def test_a_build_evicts_the_least_recently_used_above_the_cap(
@@ -530,38 +433,6 @@ def test_a_build_evicts_the_least_recently_used_above_the_cap(
     load_images(paths, (16, 10), cache_dir=tmp_path)  # a build above the cap
     gc.collect()
     assert sorted(e.image_size for e in list_cache(tmp_path)) == [(16, 10), (16, 12)]
-
-
-def test_cache_settings_that_do_not_parse_are_one_line_errors(
-    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in (
-        ("HPO_CACHE_MAX_SIZE", "lots"),
-        ("HPO_CACHE_WAIT", "soon"),
-        ("HPO_CACHE_SHARED", "world"),
-    ):
-        with monkeypatch.context() as env:
-            env.setenv(name, value)
-            with pytest.raises(DataError, match=rf"^{name}.*{value}"):
-                load_images(some_paths(demo_root, 2), SIZE, cache_dir=tmp_path / "c")
-    assert not (tmp_path / "c").exists(), "nothing written before the settings are checked"
-
-
-def test_skipping_bad_files_keeps_the_shared_map(data_copy: Path) -> None:
-    corrupt(image_of(person_dirs(data_copy)[5], "mask2"))
-    cfg = DataConfig(root=data_copy, image_size=SIZE, skip_bad_files=True)
-    loaded = load_training_data(cfg)
-    rows = loaded.images.array
-    assert isinstance(rows, ImageRows) and isinstance(rows.base, np.memmap)
-    assert rows.shape == (len(loaded.samples), *SIZE, 3) and len(rows) == len(loaded.samples)
-    assert len(rows.base) == len(loaded.samples) + 1, "the whole shared map, no private copy"
-    assert np.shares_memory(rows[0], rows.base), "a row is read from the map itself"
-    for i in (0, 6, len(rows) - 1):
-        assert np.array_equal(rows[i], decode_image(loaded.samples.paths[i], SIZE))
-    idx = np.array([3, 0, 9])
-    assert np.array_equal(rows[idx], np.stack([rows[3], rows[0], rows[9]]))
-    assert np.array_equal(rows[2:4, 0], np.asarray(rows)[2:4, 0])
-    assert rows[5, 1, 2].tolist() == np.asarray(rows)[5, 1, 2].tolist()
 
 
 def test_group_mode_shares_files_with_the_group(

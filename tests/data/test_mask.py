@@ -76,15 +76,6 @@ def test_skips_macos_folders_and_os_metadata(data_copy: Path) -> None:
     assert len(load_samples(DataConfig(root=data_copy))) == DEMO_PROFILES * 7
 
 
-def test_subset_keeps_rows_in_order(demo_root: Path) -> None:
-    samples = load_samples(DataConfig(root=demo_root))
-    sub = samples.subset(np.array([5, 0, 7]))
-    assert sub.paths == [samples.paths[i] for i in (5, 0, 7)]
-    assert sub.labels.tolist() == samples.labels[[5, 0, 7]].tolist()
-    assert sub.class_names == samples.class_names and sub.format == "mask"
-    assert len(samples.subset(samples.labels == 0)) == int((samples.labels == 0).sum())
-
-
 # ---------------------------------------------------------------------------------------------
 # Every bad input names the file (and the line of a CSV file).
 

@@ -26,7 +26,7 @@ from hpo.cli import cli
 from hpo.study import DISCARDED_ATTR, FINISHED, open_storage
 from hpo.testing.postgres import PostgresServer
 from hpo.testing.slurm import ArrayTask, job_of_pid, require_slurm, submit, wait_for_array
-from hpo.testing.studies import tiny_study
+from hpo.testing.studies import write_tiny_study
 
 REPO = Path(hpo.__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "slurm" / "hpo-array.sbatch"
@@ -72,20 +72,9 @@ def array(postgres_server: PostgresServer, demo_data: Path, tmp_path: Path) -> I
     require_slurm()
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = postgres_server.create_database(name)
-    study_file = tmp_path / "tiny.yaml"
-    study_file.write_text(
-        tiny_study(
-            demo_data,
-            study={
-                "sampler": {"name": "random", "seed": 0},
-                "pruner": {"name": "none"},
-                # A worker that did not get to fail its trial is found out within seconds.
-                "heartbeat_interval": 2,
-                "db_outage_seconds": 5,
-            },
-            search_space={"train.optimizer.lr": {"float": [1.0e-4, 1.0e-1], "log": True}},
-            epochs=2,
-        )
+    # A worker that did not get to fail its trial is found out within seconds.
+    study_file = write_tiny_study(
+        tmp_path, demo_data, epochs=2, heartbeat_interval=2, db_outage_seconds=5
     )
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {

@@ -19,7 +19,7 @@ from hpo.study import DISCARDED_ATTR, FINISHED, open_storage, run_worker
 from hpo.study._outage import ResilientRDBStorage
 from hpo.testing import PostgresServer, require_postgres_bindir, running_trial
 from hpo.testing.postgres import postgres_server
-from hpo.testing.studies import tiny_study
+from hpo.testing.studies import write_tiny_study
 
 pytestmark = [
     pytest.mark.postgres,
@@ -119,20 +119,14 @@ def test_an_outage_past_the_limit_is_one_storage_error(server: PostgresServer) -
 def test_two_training_workers_survive_a_server_restart(
     server: PostgresServer, demo_data: Path, tmp_path: Path
 ) -> None:
-    study_file = tmp_path / "tiny.yaml"
-    study_file.write_text(
-        tiny_study(
-            demo_data,
-            study={
-                "sampler": {"name": "random", "seed": 0},
-                "pruner": {"name": "none"},
-                "heartbeat_interval": 1,
-                "db_outage_seconds": 60,
-            },
-            search_space={"train.optimizer.lr": {"float": [0.001, 0.1], "log": True}},
-            epochs=6,
-            lr=0.01,
-        )
+    study_file = write_tiny_study(
+        tmp_path,
+        demo_data,
+        epochs=6,
+        lr_range=(0.001, 0.1),
+        lr=0.01,
+        heartbeat_interval=1,
+        db_outage_seconds=60,
     )
     n_trials = 4
     args = [sys.executable, "-m", "hpo", "run", "--study", "tiny", "--config", str(study_file)]

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from hpo.cli import main
 from hpo.exceptions import StorageError
-from hpo.study import mask_url, open_storage, resolve_storage_url, summarize_studies
+from hpo.study import mask_url, open_storage, resolve_storage_url
 from hpo.testing import PostgresServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -215,45 +215,3 @@ def test_sqlite_concurrent_processes_do_not_lock(tmp_path: Path) -> None:
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) == n_workers * n_trials
     assert len(states) == n_workers * n_trials
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the studies of a folder (hpo studies list)
-
-
-def test_summarize_studies_reads_the_folder_and_each_study_files_storage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("HPO_STORAGE", raising=False)
-    folder = tmp_path / "studies"
-    folder.mkdir()
-    study = optuna.create_study(study_name="alpha", storage=f"sqlite:///{folder / 'alpha.db'}")
-    study.optimize(_objective, n_trials=2)
-    # A database in the folder holding another study than its name says.
-    optuna.create_study(study_name="gamma", storage=f"sqlite:///{folder / 'other.db'}")
-    (folder / "alpha.yaml").write_text("{}\n")
-    (folder / "beta.yaml").write_text("{}\n")  # never run: its default database does not exist
-    down = f"postgresql://hpo:s3cret@127.0.0.1:{_free_port()}/hpo"
-    (folder / "remote.yaml").write_text(f"study: {{storage: '{down}'}}\n")
-    (folder / "broken.yaml").write_text("study: [unclosed\n")  # one bad file, one row
-    (folder / "bad name.yaml").write_text("{}\n")
-
-    rows = summarize_studies(storage=None, studies_dir=folder)
-    by_name = {row.name: row for row in rows}
-    assert by_name["alpha"].counts is not None and by_name["alpha"].counts["complete"] == 2
-    assert by_name["alpha"].n_trials == 2 and by_name["alpha"].best is not None
-    assert by_name["gamma"].n_trials == 0 and by_name["gamma"].storage.endswith("other.db")
-    # Not started: no counts, and no database created for them.
-    assert by_name["beta"].counts is None and not (folder / "beta.db").exists()
-    assert by_name["remote"].counts is None
-    (unreachable,) = [row for row in rows if row.error is not None and row.name is None]
-    assert unreachable.name is None and "s3cret" not in unreachable.storage + unreachable.error
-    assert by_name["broken"].error is not None and "broken.yaml" in by_name["broken"].error
-    assert by_name["bad name"].error is not None and "not allowed" in by_name["bad name"].error
-
-    # One storage named: only its studies, and an error opening it is raised.
-    only = summarize_studies(storage=f"sqlite:///{folder / 'other.db'}", studies_dir=folder)
-    assert [row.name for row in only] == ["gamma"]
-    with pytest.raises(StorageError, match="no study database"):
-        summarize_studies(storage=f"sqlite:///{folder / 'missing.db'}", studies_dir=folder)
-    assert not (folder / "missing.db").exists()

@@ -15,6 +15,8 @@ from sklearn.metrics import f1_score
 
 from hpo.config import ModelSpec, load_train_config
 from hpo.exceptions import ConfigError, DataError
+from hpo.testing.cli import one_error_line
+from hpo.testing.studies import tiny_config
 from hpo.train.models import build_model
 from hpo.train.runner import load_models, load_run
 
@@ -22,17 +24,8 @@ from .helpers import CPU, CliRun
 
 
 def _config(root: Path, **train: Any) -> dict[str, Any]:
-    return {
-        "data": {"format": "mask", "root": str(root), "image_size": [32, 24]},
-        "train": {
-            "model": {"name": "small_cnn", "width": 8},
-            "epochs": 2,
-            "batch_size": 32,
-            "optimizer": {"name": "adamw", "lr": 0.01},
-            "kfold": {"n_splits": 3, "folds": 1},
-            **train,
-        },
-    }
+    adamw = {"name": "adamw", "lr": 0.01}
+    return tiny_config(root, format="mask", optimizer=adamw, folds=1, **train)
 
 
 @pytest.fixture
@@ -40,14 +33,6 @@ def config_file(tmp_path: Path, demo_data: Path) -> Path:
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(_config(demo_data)))
     return path
-
-
-def _error_line(err: str) -> str:
-    """The one ``error:`` line, last on stderr (after the run's header line, if any)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], err
-    return errors[0]
 
 
 def test_train_writes_the_run_directory(
@@ -197,16 +182,10 @@ def test_a_study_file_trains_with_its_fixed_settings(
 
 
 def test_folder_format_data(run_cli: CliRun, folder_data: Path, tmp_path: Path) -> None:
-    config = {
-        "data": {"format": "folder", "root": str(folder_data), "image_size": [16, 16]},
-        "train": {
-            "model": {"name": "small_cnn", "width": 8},
-            "epochs": 3,
-            "batch_size": 8,
-            "optimizer": {"name": "adamw", "lr": 0.01},
-            "kfold": {"n_splits": 3},
-        },
-    }
+    adamw = {"name": "adamw", "lr": 0.01}
+    config = tiny_config(
+        folder_data, format="folder", image_size=(16, 16), epochs=3, batch_size=8, optimizer=adamw
+    )
     path = tmp_path / "folder.yaml"
     path.write_text(yaml.safe_dump(config))
     code, _, err = run_cli("train", "--config", path, "--out", tmp_path / "run", "--quiet")
@@ -240,7 +219,7 @@ def test_user_errors_exit_2_with_one_line(
 ) -> None:
     code, out, err = run_cli("train", "--config", config_file, "--out", tmp_path / "r", *args)
     assert code == 2, (out, err)
-    line = _error_line(err)
+    line = one_error_line(err)
     for fragment in fragments:
         assert fragment in line, line
 
@@ -252,10 +231,10 @@ def test_bad_key_in_the_file_is_named(run_cli: CliRun, demo_data: Path, tmp_path
     path.write_text(yaml.safe_dump(raw))
     code, _, err = run_cli("train", "--config", path)
     assert code == 2
-    line = _error_line(err)
+    line = one_error_line(err)
     assert str(path) in line and "train.optimizer" in line and "lr" in line and "'fast'" in line
     code, _, err = run_cli("train", "--config", tmp_path / "missing.yaml")
-    assert code == 2 and "missing.yaml: file not found" in _error_line(err)
+    assert code == 2 and "missing.yaml: file not found" in one_error_line(err)
 
 
 def test_an_existing_run_directory_is_not_overwritten(
@@ -265,7 +244,7 @@ def test_an_existing_run_directory_is_not_overwritten(
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("keep me")
     code, _, err = run_cli("train", "--config", config_file, "--out", run_dir)
-    assert code == 2 and "already exists and is not empty" in _error_line(err)
+    assert code == 2 and "already exists and is not empty" in one_error_line(err)
     assert (run_dir / "notes.txt").read_text() == "keep me"
 
 

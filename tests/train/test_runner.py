@@ -12,6 +12,7 @@ import torch
 
 from hpo.config import TrainConfig, train_config_from_dict
 from hpo.exceptions import ConfigError, DataError
+from hpo.testing.studies import tiny_config
 from hpo.train.loop import EpochResult
 from hpo.train.runner import load_models, load_run, train_run
 
@@ -19,15 +20,9 @@ from .helpers import CPU
 
 
 def _config(root: Path) -> TrainConfig:
-    raw = {
-        "data": {"format": "mask", "root": str(root), "image_size": [24, 16]},
-        "train": {
-            "model": {"name": "small_cnn", "width": 4},
-            "epochs": 1,
-            "batch_size": 64,
-            "kfold": {"n_splits": 3, "folds": 2},
-        },
-    }
+    raw = tiny_config(
+        root, format="mask", image_size=(24, 16), width=4, epochs=1, batch_size=64, folds=2
+    )
     return train_config_from_dict(raw, "test")
 
 
