@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpo.data import detect_layout
+from hpo.data import detect_layout, get_layout
 from hpo.data._folder import SPLIT_FOLDERS
 from hpo.data._table import raise_problems
 from hpo.exceptions import ConfigError, DataError
@@ -334,7 +334,8 @@ def _render(
     height, width = image_size
     mh, mw = summary.median_size
     root = summary.root.as_posix()
-    unit = "images" if summary.layout == "folder" else "people"
+    layout = get_layout(summary.layout)
+    unit = layout.unit
     lines = [
         *_para(f"Study {name}: {len(counts)} classes of images in {root}."),
         *_para(
@@ -381,17 +382,13 @@ def _render(
             '  #   --set "study.pruner={name: none}"',
             "  pruner: {name: successive_halving, min_resource: 1, reduction_factor: 3}",
         ]
-    split_root = summary.layout == "folder" and (summary.root / "train").is_dir()
+    # A root of class folders split into train/ and eval/ (a template-free layout).
+    split_root = not layout.eval_template and (summary.root / "train").is_dir()
     lines += [
         _set("  heartbeat_interval: 60", "a silent worker's trial is failed and re-queued"),
         "",
         "data:",
-        _set(
-            f"  format: {summary.layout}",
-            "class folders: their names are the classes"
-            if summary.layout == "folder"
-            else "the competition layout (docs/layouts.md)",
-        ),
+        _set(f"  format: {summary.layout}", f"{layout.description} (docs/layouts.md)"),
         _set(
             f"  root: {_q(root)}", "read from its train/; eval/ is predicted" if split_root else ""
         ),
