@@ -12,12 +12,11 @@ import optuna
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from hpo.cli._display import Pace
-from hpo.cli._worker import best_text
+from hpo.cli._worker import best_text, study_progress
 from hpo.study import finished_count
 from hpo.workers import (
     Done,
@@ -79,21 +78,8 @@ class WorkerView:
         self._polled = 0.0
         finished = self._finished = finished_count(study)
         self.pace = Pace(n_trials, timeout, start_count=finished)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"),
-            TextColumn("{task.fields[pace]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self._task = self.progress.add_task(
-            "trials",
-            total=n_trials,
-            completed=finished,
-            best=best_text(self.study),
-            pace=self.pace.text(finished),
+        self.progress, self._task = study_progress(
+            console, study, n_trials=n_trials, pace=self.pace
         )
         self._live: Live | None = None
 

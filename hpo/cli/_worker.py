@@ -10,7 +10,14 @@ import torch
 from optuna.trial import FrozenTrial
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 from hpo.cli._console import print_table
@@ -58,11 +65,12 @@ def run_here(request: WorkerRequest, *, console: Console, quiet: bool) -> None:
         print_hint(console, session)
 
 
-def _run_with_bar(
-    session: TuneSession, request: WorkerRequest, console: Console, pace: Pace
-) -> WorkerResult:
-    study = session.study
-    with Progress(
+def study_progress(
+    console: Console, study: optuna.Study, *, n_trials: int | None, pace: Pace
+) -> tuple[Progress, TaskID]:
+    """The study's progress bar, built here once for one worker and for the live view of
+    several: trials finished of ``n_trials``, the best trial, the pace, the time elapsed."""
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -70,16 +78,24 @@ def _run_with_bar(
         TextColumn("{task.fields[pace]}"),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
-    ) as bar:
-        finished = finished_count(study)
-        task = bar.add_task(
-            "trials",
-            total=request.n_trials,
-            completed=finished,
-            best=best_text(study),
-            pace=pace.text(finished),
-        )
+    )
+    finished = finished_count(study)
+    task = bar.add_task(
+        "trials",
+        total=n_trials,
+        completed=finished,
+        best=best_text(study),
+        pace=pace.text(finished),
+    )
+    return bar, task
+
+
+def _run_with_bar(
+    session: TuneSession, request: WorkerRequest, console: Console, pace: Pace
+) -> WorkerResult:
+    study = session.study
+    bar, task = study_progress(console, study, n_trials=request.n_trials, pace=pace)
+    with bar:
 
         def on_end(trial: FrozenTrial) -> None:
             bar.console.print(format_trial(trial), highlight=False)
