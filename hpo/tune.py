@@ -16,6 +16,7 @@ from hpo.components import PRUNERS, SAMPLERS
 from hpo.config import DataConfig, TrainConfig, blame_override, parse_overrides
 from hpo.data import LoadedData, Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
+from hpo.interrupts import raise_if_stopped
 from hpo.lr_check import ScheduleRange, schedule_ranges
 from hpo.objective import Objective, trial_config
 from hpo.publish import Publisher, check_publishing
@@ -69,16 +70,32 @@ class TuneSession:
     ) -> WorkerResult:
         # Pictures, notes and TensorBoard runs of every trial this worker finishes.
         objective = Publisher.create(self.spec, self.study, self.samples).wrap(self.objective)
-        return run_worker(
+
+        # Safe points between trials: a stop that waited for a finished trial to be told, or
+        # whose raise Python swallowed, is raised there (hpo.interrupts).
+        def trial_ended(trial: FrozenTrial) -> None:
+            if on_trial_end is not None:
+                on_trial_end(trial)
+            raise_if_stopped()
+
+        def waiting(running: int) -> None:
+            if on_wait is not None:
+                on_wait(running)
+            raise_if_stopped()
+
+        raise_if_stopped()
+        result = run_worker(
             self.study,
             objective,
             n_trials=n_trials,
             timeout=timeout,
             max_consecutive_failures=self.spec.study.max_consecutive_failures,
-            on_trial_end=on_trial_end,
-            on_wait=on_wait,
+            on_trial_end=trial_ended,
+            on_wait=waiting,
             exhaustible=SAMPLERS.info(self.spec.study.sampler["name"]).exhaustible,
         )
+        raise_if_stopped()
+        return result
 
     def raise_for_failures(self, result: WorkerResult) -> None:
         """Raise if the worker stopped after too many failed trials in a row.
