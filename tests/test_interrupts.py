@@ -31,6 +31,7 @@ from hpo.study import read_trial_record
 
 @pytest.fixture(autouse=True)
 def _no_stop_left() -> Iterator[None]:
+    reset()  # an objective run by an earlier test may have left its trial "finishing"
     yield
     reset()  # a stop requested here must not stop a later test's trials
 

@@ -33,8 +33,6 @@ from hpo.workers._plan import WorkerPlan
 from hpo.workers._protocol import Done, Message, TrialEnd, decode
 from hpo.workers._request import WorkerRequest
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
     "Exited",
     "Output",
@@ -46,6 +44,8 @@ __all__ = [
     "supervise",
     "supervisor_session",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
