@@ -466,8 +466,7 @@ def blame_override(
         return error
     for name, value in reversed(overrides):
         if name == key or name.startswith(key + ".") or key.startswith(name + "."):
-            blamed = type(error)(f"--set {name}={_flow(value)}: {rest}")
-            return blamed
+            return ConfigError(f"--set {name}={_flow(value)}: {rest}")
     return error
 
 
