@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -37,6 +38,7 @@ __all__ = [
     "TrainConfig",
     "TrainSettings",
     "apply_overrides",
+    "blame_override",
     "dump_yaml",
     "format_validation_error",
     "load_train_config",
@@ -442,6 +444,30 @@ def format_validation_error(
     if not parts:  # a check of the whole config names its keys itself
         return f"{source}: {msg}{shown}"
     return f"{source}: {loc}: {msg}{shown}"
+
+
+def blame_override(
+    error: ConfigError, source: str, overrides: Sequence[tuple[str, Any]]
+) -> ConfigError:
+    """``error`` (``"<source>: KEY...: what is wrong"``) blamed on the ``--set`` that set KEY.
+
+    Checks after validation (registries, the pruner against the folds, the data) name the
+    study file they read; when the key at fault came from a ``--set`` (the same key, a key
+    inside it, or the section it lies in), the line names the ``--set`` instead, so the user
+    does not look for the mistake in a file that does not hold it. Otherwise ``error`` as is.
+    """
+    message = str(error)
+    head = f"{source}: "
+    if not message.startswith(head):
+        return error
+    rest = message[len(head) :]
+    key = re.split(r"[\s:(]", rest, maxsplit=1)[0]
+    if not key.startswith(("study.", "data.", "train.")):
+        return error
+    for name, value in reversed(overrides):
+        if name == key or name.startswith(key + ".") or key.startswith(name + "."):
+            return ConfigError(f"--set {name}={_flow(value)}: {rest}")
+    return error
 
 
 def _flow(value: Any) -> str:

@@ -25,6 +25,7 @@ import torch
 
 from hpo.config import DataConfig, TrainConfig, apply_overrides, train_config_from_dict
 from hpo.data import LoadedData, load_training_data
+from hpo.interrupts import finishing, raise_if_stopped
 from hpo.space import Space
 from hpo.study import (
     CutFold,
@@ -192,6 +193,7 @@ class Objective:
 
         def on_epoch_end(fold: int | None, result: EpochResult) -> bool:
             nonlocal prune_reason
+            raise_if_stopped()  # a stop whose raise Python swallowed (hpo.interrupts)
             summary.epochs_trained += 1
             if result.epoch == 1:
                 summary.history.append([])
@@ -227,16 +229,20 @@ class Objective:
             if run.stopped:
                 epoch = run.fit.history[-1].epoch
                 summary.cut_fold = CutFold(fold=fold or 0, epoch=epoch, epochs=epochs)
+                finishing()
                 return False
             score = float(run.score or 0.0)
             summary.fold_scores.append(score)
-            if not self.per_fold_pruning:
-                return True
-            trial.report(score, fold or 0)
-            if trial.should_prune():
-                summary.pruned_at_step = fold
-                summary.pruned_at_fold = fold
-                return False
+            if self.per_fold_pruning:
+                trial.report(score, fold or 0)
+                if trial.should_prune():
+                    summary.pruned_at_step = fold
+                    summary.pruned_at_fold = fold
+                    finishing()
+                    return False
+            if len(summary.fold_scores) >= config.train.kfold.fold_count:
+                # Trained: a stop from here on waits until the trial is recorded and told.
+                finishing()
             return True
 
         cross_validate(
@@ -247,6 +253,7 @@ class Objective:
             on_epoch_end=on_epoch_end,
             on_fold_end=on_fold_end,
         )
+        finishing()
         if prune_reason is not None:
             raise optuna.TrialPruned(prune_reason)
         return float(np.mean(summary.fold_scores))

@@ -10,6 +10,8 @@ here may cost a trial: any failure is logged as a warning and the trial goes on 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,51 @@ from typing import Any
 import optuna
 
 from hpo.artifacts import artifact_location, open_artifact_store, upload_trial_artifacts
+from hpo.exceptions import ConfigError
 from hpo.notes import DataSummary, save_study_note, save_trial_note, study_note, trial_note
 from hpo.study import StudySpec, read_trial_record, record_class_names
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "check_publishing"]
 
 _log = logging.getLogger(__name__)
+
+
+def check_publishing(spec: StudySpec) -> None:
+    """Refuse, before the study is opened, settings a worker could not publish trials with.
+
+    The artifact store and the TensorBoard folder must be folders this process can create or
+    write in; nothing is left behind by the check. Without it the study would be created first
+    and then refused, or every trial would warn.
+
+    Raises:
+        ConfigError: naming ``study.artifacts`` or ``study.tensorboard``, the folder and why.
+    """
+    studies_dir = spec.path.parent if spec.path is not None else Path("studies")
+    location = artifact_location(spec.name, setting=spec.study.artifacts, studies_dir=studies_dir)
+    open_artifact_store(location)  # an S3 store without boto3, a URL that is no store
+    if "://" not in location:
+        _check_writable(Path(location), "study.artifacts")
+    if spec.study.tensorboard is not None:
+        from hpo.tensorboard import require_tensorboard
+
+        require_tensorboard("study.tensorboard")
+        _check_writable(Path(spec.study.tensorboard), "study.tensorboard")
+
+
+def _check_writable(folder: Path, key: str) -> None:
+    """Raise unless ``folder`` is a folder, or can be made one, this process can write in."""
+    existing = folder.absolute()
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}: {folder}: {existing} is not a folder")
+    try:  # a real write: permission bits do not tell (root, read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".hpo-write-check-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: {folder}: cannot write in {existing} ({exc.strerror}); choose a folder "
+            "this user can write"
+        ) from None
 
 
 class Publisher:

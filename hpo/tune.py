@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,13 @@ import torch
 from optuna.trial import FrozenTrial
 
 from hpo.components import PRUNERS, SAMPLERS
-from hpo.config import DataConfig, TrainConfig
+from hpo.config import DataConfig, TrainConfig, blame_override, parse_overrides
 from hpo.data import LoadedData, Samples, data_fingerprint, load_samples, load_training_data
 from hpo.exceptions import ConfigError
+from hpo.interrupts import raise_if_stopped
 from hpo.lr_check import ScheduleRange, schedule_ranges
 from hpo.objective import Objective, trial_config
-from hpo.publish import Publisher
+from hpo.publish import Publisher, check_publishing
 from hpo.space import Space, parse_space
 from hpo.study import (
     StudySpec,
@@ -26,12 +28,14 @@ from hpo.study import (
     build_sampler,
     finished_count,
     last_fail_reason,
+    list_study_names,
     load_study_spec,
     mask_url,
     open_storage,
     open_study,
     resolve_storage_url,
     run_worker,
+    sqlite_file,
     study_file,
 )
 from hpo.train.weights import check_weights
@@ -66,16 +70,32 @@ class TuneSession:
     ) -> WorkerResult:
         # Pictures, notes and TensorBoard runs of every trial this worker finishes.
         objective = Publisher.create(self.spec, self.study, self.samples).wrap(self.objective)
-        return run_worker(
+
+        # Safe points between trials: a stop that waited for a finished trial to be told, or
+        # whose raise Python swallowed, is raised there (hpo.interrupts).
+        def trial_ended(trial: FrozenTrial) -> None:
+            if on_trial_end is not None:
+                on_trial_end(trial)
+            raise_if_stopped()
+
+        def waiting(running: int) -> None:
+            if on_wait is not None:
+                on_wait(running)
+            raise_if_stopped()
+
+        raise_if_stopped()
+        result = run_worker(
             self.study,
             objective,
             n_trials=n_trials,
             timeout=timeout,
             max_consecutive_failures=self.spec.study.max_consecutive_failures,
-            on_trial_end=on_trial_end,
-            on_wait=on_wait,
+            on_trial_end=trial_ended,
+            on_wait=waiting,
             exhaustible=SAMPLERS.info(self.spec.study.sampler["name"]).exhaustible,
         )
+        raise_if_stopped()
+        return result
 
     def raise_for_failures(self, result: WorkerResult) -> None:
         """Raise if the worker stopped after too many failed trials in a row.
@@ -131,12 +151,16 @@ def dry_run(
         ConfigError: the study file, an override or the search space is invalid.
         DataError: the data set cannot be read.
     """
+    overrides = tuple(overrides)
     spec = _load_spec(name, config, overrides)
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(spec.path))
     base = spec.base_config()
-    _check_pruner(spec, [base, *space.extreme_configs(spec.fixed_dict(), str(spec.path))])
+    with _blame_overrides(spec, overrides):
+        _check_pruner(spec, [base, *space.extreme_configs(spec.fixed_dict(), str(spec.path))])
+    check_publishing(spec)
     samples = load_samples(base.data)
-    _check_against_data(spec, space, samples)
+    with _blame_overrides(spec, overrides):
+        _check_against_data(spec, space, samples)
     assert spec.path is not None
     url = resolve_storage_url(
         name, cli=storage, spec=spec.study.storage, studies_dir=spec.path.parent
@@ -157,6 +181,18 @@ def dry_run(
         data=samples,
         schedules=schedules,
     )
+
+
+@contextlib.contextmanager
+def _blame_overrides(spec: StudySpec, overrides: tuple[str, ...]) -> Iterator[None]:
+    """A check's error about a key that a ``--set`` gave names that ``--set``, not the file."""
+    try:
+        yield
+    except ConfigError as exc:
+        blamed = blame_override(exc, str(spec.path), parse_overrides(overrides))
+        if blamed is exc:
+            raise
+        raise blamed from None
 
 
 def _check_pruner(spec: StudySpec, configs: Iterable[TrainConfig]) -> None:
@@ -236,20 +272,32 @@ def prepare_session(
     with nothing left to do (``n_trials`` finished trials) decodes nothing. Otherwise the images
     are decoded (or mapped from the shared cache) here, with a progress bar, before the first
     trial; a trial whose data settings differ loads its own data when it runs.
+
+    A study that does not exist yet is created only after its images were all decoded: an
+    image that cannot be read stops the run before anything about the study is stored (not
+    even the SQLite file), so the study is not locked to data that was never usable.
     """
+    overrides = tuple(overrides)
     spec = _load_spec(name, config, overrides)
     path = spec.path
     assert path is not None
     space = parse_space(spec.search_space, base=spec.fixed_dict(), source=str(path))
     base = spec.base_config()
     configs = [base, *space.extreme_configs(spec.fixed_dict(), str(path))]
-    _check_pruner(spec, configs)
+    with _blame_overrides(spec, overrides):
+        _check_pruner(spec, configs)
     for cfg in configs:
         check_weights(cfg.train.model)  # ImageNet weights cached (or fetched) before any trial
+    check_publishing(spec)
     samples = load_samples(base.data)
-    _check_against_data(spec, space, samples)
+    with _blame_overrides(spec, overrides):
+        _check_against_data(spec, space, samples)
     fingerprint = data_fingerprint(base.data, samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
+    loaded: LoadedData | None = None
+    database = sqlite_file(url)
+    if database is not None and not database.exists():
+        loaded = load_training_data(base.data, progress=progress)  # a new study: read first
     rdb = open_storage(
         url,
         heartbeat_interval=spec.study.heartbeat_interval,
@@ -257,6 +305,8 @@ def prepare_session(
         max_retry=spec.study.max_retry,
         outage_limit=spec.study.db_outage_seconds,
     )
+    if loaded is None and spec.name not in list_study_names(rdb):
+        loaded = load_training_data(base.data, progress=progress)  # a new study: read first
     sampler = build_sampler(spec.study.sampler, grid=space.grid)
     pruner = build_pruner(spec.study.pruner)
     study = open_study(
@@ -267,8 +317,7 @@ def prepare_session(
         sampler=sampler,
         pruner=pruner,
     )
-    loaded: LoadedData | None = None
-    if n_trials is None or finished_count(study) < n_trials:
+    if loaded is None and (n_trials is None or finished_count(study) < n_trials):
         loaded = load_training_data(base.data, progress=progress)
 
     def load(cfg: DataConfig) -> LoadedData:

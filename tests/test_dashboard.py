@@ -483,3 +483,41 @@ def test_dashboard_serves_artifacts_while_two_workers_write_the_sqlite_study(
     assert all(trial["artifacts"] for trial in final["trials"])
     assert served and all(served.values())
     assert any(content.startswith(b"\x89PNG") for content in served.values())
+
+
+def test_dashboard_started_with_sigint_ignored_stops_on_sigint(study_dir: Path) -> None:
+    """`hpo dashboard ... &` from a script inherits SIGINT ignored; Ctrl-C / kill -INT stops it."""
+    import signal
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpo",
+            "dashboard",
+            "--study",
+            STUDY,
+            "--port",
+            "0",
+            "--storage",
+            _study_url(study_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # What a non-interactive shell does to a background job.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "stopped" in err

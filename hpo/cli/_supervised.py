@@ -37,11 +37,16 @@ PLAN_FLAGS = {
     "devices": "--devices",
     "workers_per_device": "--workers-per-device",
     "workers": "--workers",
+    "force_workers": "--force-workers",
 }
 
 
 def plan(
-    *, devices: str | None, workers_per_device: int | None, workers: int | None
+    *,
+    devices: str | None,
+    workers_per_device: int | None,
+    workers: int | None,
+    force_workers: bool = False,
 ) -> list[WorkerPlan] | None:
     """The worker processes the flags ask for (None: one worker in this process).
 
@@ -50,7 +55,10 @@ def plan(
     """
     try:
         return plan_workers(
-            devices=devices, workers_per_device=workers_per_device, workers=workers
+            devices=devices,
+            workers_per_device=workers_per_device,
+            workers=workers,
+            force=force_workers,
         )
     except PlanError as exc:
         raise ConfigError(exc.render(PLAN_FLAGS)) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hpo.cli._options import storage_option
+from hpo.cli._signals import stop_on_signals
 
 __all__ = ["dashboard"]
 
@@ -71,9 +72,13 @@ def dashboard(
     lines.append(f"Storage: {board.masked_storage_url}")
     lines.append(f"Artifacts: {artifact_dir or location}")
     lines.append("Press Ctrl-C to stop.")
-    click.echo("\n".join(lines))
     try:
-        board.serve_forever()
+        # Its own handlers, before it says how to stop it: a dashboard started with `cmd &`
+        # from a script inherits SIGINT ignored, and Python then never turns Ctrl-C or
+        # `kill -INT` into KeyboardInterrupt.
+        with stop_on_signals():
+            click.echo("\n".join(lines))
+            board.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:

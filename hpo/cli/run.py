@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,11 @@ from hpo.exceptions import ConfigError
     help="Start N supervised CPU worker processes, dividing the cores among them.",
 )
 @click.option(
+    "--force-workers",
+    is_flag=True,
+    help="Start more worker processes than this machine has cores (refused without it).",
+)
+@click.option(
     "--restart-dead",
     is_flag=True,
     help="With --devices/--workers: start a worker again when it is killed or crashes.",
@@ -111,6 +117,7 @@ def _run(
     devices: str | None,
     workers_per_device: int | None,
     workers: int | None,
+    force_workers: bool,
     restart_dead: bool,
     worker_of: int | None,
     threads: int | None,
@@ -127,6 +134,8 @@ def _run(
         return
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout:g}")
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
     if tensorboard is not None:
@@ -145,7 +154,12 @@ def _run(
         allow_mismatch=allow_mismatch,
         threads=threads,
     )
-    plans = plan(devices=devices, workers_per_device=workers_per_device, workers=workers)
+    plans = plan(
+        devices=devices,
+        workers_per_device=workers_per_device,
+        workers=workers,
+        force_workers=force_workers,
+    )
     if plans is not None:
         console = make_console(stderr=True)
         run_supervised(request, plans, console=console, quiet=quiet, restart_dead=restart_dead)

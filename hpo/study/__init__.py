@@ -54,6 +54,7 @@ from hpo.study._storage import (
     normalize_url,
     open_storage,
     resolve_storage_url,
+    sqlite_file,
 )
 from hpo.study._summary import (
     FINISHED,
@@ -116,6 +117,7 @@ __all__ = [
     "record_worker",
     "resolve_storage_url",
     "run_worker",
+    "sqlite_file",
     "state_counts",
     "storage_for",
     "study_file",

@@ -17,6 +17,7 @@ from hpo.config import (
     StrictModel,
     TrainConfig,
     apply_overrides,
+    blame_override,
     format_validation_error,
     load_yaml,
     parse_overrides,
@@ -131,6 +132,22 @@ def load_study_spec(
                 f"--set {key}: keys start with study., data. or train. (e.g. train.epochs=3)"
             )
     raw = apply_overrides({k: raw.get(k) or {} for k in ("study", "data", "train")}, parsed)
+    try:
+        return _validated(path, name, raw, space, parsed)
+    except ConfigError as exc:
+        blamed = blame_override(exc, str(path), parsed)
+        if blamed is exc:
+            raise
+        raise blamed from None
+
+
+def _validated(
+    path: Path,
+    name: str | None,
+    raw: dict[str, Any],
+    space: dict[str, Any],
+    parsed: list[tuple[str, Any]],
+) -> StudySpec:
     try:
         settings = StudySettings.model_validate(raw["study"])
     except pydantic.ValidationError as exc:

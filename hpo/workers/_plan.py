@@ -12,7 +12,7 @@ from hpo.exceptions import ConfigError
 __all__ = ["PlanError", "WorkerPlan", "available_cores", "plan_workers"]
 
 _CUDA = re.compile(r"cuda:(\d+)")
-_SETTINGS = ("devices", "workers_per_device", "workers")
+_SETTINGS = ("devices", "workers_per_device", "workers", "force_workers")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ def plan_workers(
     workers: int | None,
     cuda_count: int | None = None,
     cores: int | None = None,
+    force: bool = False,
 ) -> list[WorkerPlan] | None:
     """The worker processes that ``devices`` and ``workers_per_device``, or ``workers`` ask for.
 
@@ -121,13 +122,17 @@ def plan_workers(
         workers: Number of CPU workers (without ``devices``).
         cuda_count: CUDA devices of this machine (default: what torch sees).
         cores: Cores to divide (default: this process's CPU affinity).
+        force: Allow more worker processes than cores. Refused without it: every worker is a
+            process with its own torch (hundreds of MB before its first batch), so a typo such
+            as 500 workers on a small machine would start processes until memory runs out.
 
     Returns:
         None when none of the settings is given: one worker runs in the calling process.
 
     Raises:
         PlanError: A device that does not exist or cannot be parsed (naming what is
-            available), or settings that do not go together.
+            available), settings that do not go together, or (without ``force``) more
+            workers than cores.
     """
     if devices is None and workers_per_device is None and workers is None:
         return None
@@ -148,5 +153,21 @@ def plan_workers(
         if workers < 1:
             raise PlanError("{workers} must be at least 1, got {got}", got=workers)
         slots = ["cpu"] * workers
-    threads = max(1, (available_cores() if cores is None else cores) // len(slots))
+    cores = available_cores() if cores is None else cores
+    if len(slots) > cores and not force:
+        asked = (
+            "{workers} {got}"
+            if devices is None
+            else "{devices} {spec!r} with {workers_per_device} {per}"
+        )
+        raise PlanError(
+            asked + ": {total} worker processes but this machine has {cores} core(s) for them; "
+            "start at most {cores}, or add {force_workers} to start them anyway",
+            got=workers,
+            spec=devices,
+            per=per_device,
+            total=len(slots),
+            cores=cores,
+        )
+    threads = max(1, cores // len(slots))
     return [WorkerPlan(f"w{i + 1}", device, threads) for i, device in enumerate(slots)]

@@ -12,6 +12,7 @@ storage's heartbeat retry callback, exactly what a stale heartbeat would do a gr
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -25,6 +26,7 @@ from typing import IO, TypeAlias
 
 import optuna
 
+from hpo.interrupts import raise_if_stopped
 from hpo.study import fail_trials_of_worker
 from hpo.tune import TuneSession
 from hpo.workers._plan import WorkerPlan
@@ -42,6 +44,8 @@ __all__ = [
     "supervise",
     "supervisor_session",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,7 @@ class Supervisor:
             while self._children:
                 self._pump(0.2)
                 self._reap(stopping=False)
+                raise_if_stopped()  # a stop whose raise Python swallowed (hpo.interrupts)
         except KeyboardInterrupt as exc:
             self.stop(getattr(exc, "signum", signal.SIGINT))
             raise
@@ -257,15 +262,20 @@ class Supervisor:
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Send ``signum`` to every worker, wait ``stop_grace`` seconds, then SIGKILL the rest.
 
-        A worker killed this way has its running trial failed here, so none stays RUNNING.
+        A worker killed this way has its running trial failed here, so none stays RUNNING. A
+        second signal meanwhile stops the wait: the rest are killed (and their trials failed)
+        at once.
         """
         for child in self._children.values():
             if child.process.poll() is None:
                 child.process.send_signal(signum)
         deadline = time.monotonic() + self.stop_grace
-        while self._children and time.monotonic() < deadline:
-            self._pump(0.2)
-            self._reap(stopping=True)
+        try:
+            while self._children and time.monotonic() < deadline:
+                self._pump(0.2)
+                self._reap(stopping=True)
+        except KeyboardInterrupt:
+            logger.warning("stopping now: killing the workers still running")
         for child in list(self._children.values()):
             child.process.kill()
             child.process.wait()

@@ -128,6 +128,11 @@ def test_plan_refuses_devices_naming_what_is_available(
         (("--workers-per-device", "2"), "--workers-per-device needs --devices"),
         (("--workers", "0"), "--workers must be at least 1"),
         (("--workers", "2", "--devices", "all"), "with --devices use --workers-per-device"),
+        (
+            ("--workers", "500"),
+            "--workers 500: 500 worker processes but this machine has",
+        ),
+        (("--workers", "2", "--timeout", "-5"), "--timeout must be a number of seconds above 0"),
     ],
 )
 def test_bad_worker_flags_are_one_error_line(

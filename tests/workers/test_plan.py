@@ -17,7 +17,7 @@ def test_plan_divides_the_cores_and_names_the_workers() -> None:
         ("w3", "cpu", 2),
     ]
     # More workers than cores: one thread each, never zero.
-    plans = plan_workers(devices=None, workers_per_device=None, workers=4, cores=2)
+    plans = plan_workers(devices=None, workers_per_device=None, workers=4, cores=2, force=True)
     assert plans is not None and {p.threads for p in plans} == {1}
     plans = plan_workers(
         devices="cuda:0,cuda:2", workers_per_device=2, workers=None, cuda_count=4, cores=16
@@ -25,7 +25,9 @@ def test_plan_divides_the_cores_and_names_the_workers() -> None:
     assert plans is not None
     assert [p.device for p in plans] == ["cuda:0", "cuda:0", "cuda:2", "cuda:2"]
     assert {p.threads for p in plans} == {4}
-    plans = plan_workers(devices="all", workers_per_device=None, workers=None, cuda_count=3)
+    plans = plan_workers(
+        devices="all", workers_per_device=None, workers=None, cuda_count=3, cores=16
+    )
     assert plans is not None and [p.device for p in plans] == ["cuda:0", "cuda:1", "cuda:2"]
     # No setting: one worker in the process, as before.
     assert plan_workers(devices=None, workers_per_device=None, workers=None) is None
@@ -85,3 +87,23 @@ def test_a_front_end_names_the_settings_its_own_way() -> None:
     assert info.value.render({"devices": "DEV", "workers_per_device": "PER", "workers": "N"}) == (
         "DEV '{0}': expected all or cuda:K[,cuda:K...], got '{0}' (available: cuda:0)"
     )
+
+
+def test_more_workers_than_cores_are_refused_unless_forced() -> None:
+    with pytest.raises(PlanError) as info:
+        plan_workers(devices=None, workers_per_device=None, workers=500, cores=2)
+    assert str(info.value) == (
+        "workers 500: 500 worker processes but this machine has 2 core(s) for them; start at "
+        "most 2, or add force_workers to start them anyway"
+    )
+    with pytest.raises(PlanError) as info:
+        plan_workers(devices="all", workers_per_device=3, workers=None, cuda_count=2, cores=4)
+    assert info.value.render(
+        {"devices": "--devices", "workers_per_device": "--per", "workers": "--workers",
+         "force_workers": "--force"}
+    ).startswith("--devices 'all' with --per 3: 6 worker processes")  # fmt: skip
+    # As many workers as cores is fine, and forcing starts more (one thread each).
+    plans = plan_workers(devices=None, workers_per_device=None, workers=2, cores=2)
+    assert plans is not None and len(plans) == 2
+    plans = plan_workers(devices=None, workers_per_device=None, workers=5, cores=2, force=True)
+    assert plans is not None and len(plans) == 5 and {p.threads for p in plans} == {1}
