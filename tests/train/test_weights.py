@@ -135,8 +135,9 @@ def test_cli_models_lists_and_download_fails_in_one_line(
     place_weights(monkeypatch, "resnet18")
     code, out, _ = run_cli("models")  # type: ignore[operator]
     assert code == 0
-    row = next(line for line in out.splitlines() if " resnet18 " in line)
-    assert "11.7M" in row and "yes" in row
+    # Off a terminal, one tab-separated row per model (name, parameters, weights, cached, ...).
+    row = next(line.split("\t") for line in out.splitlines() if line.startswith("resnet18\t"))
+    assert row[1] == "11.7M" and row[3] == "yes"
     code, _, err = run_cli("models", "download", "resnet34")  # type: ignore[operator]
     assert code == 2
     assert err.strip().startswith("error: ") and err.strip().count("\n") == 0
