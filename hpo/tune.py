@@ -261,7 +261,7 @@ def prepare_session(
     storage: str | None = None,
     device: torch.device,
     allow_mismatch: bool = False,
-    progress: bool = False,
+    advance: Callable[[int, int], None] | None = None,
     n_trials: int | None = None,
 ) -> TuneSession:
     """Validate the study file, read the data's file table, open (or create) the study.
@@ -270,8 +270,9 @@ def prepare_session(
     images are decoded: the fingerprint comes from the file table (names, sizes, labels), so a
     worker with a different study file or data is refused at once, and a worker joining a study
     with nothing left to do (``n_trials`` finished trials) decodes nothing. Otherwise the images
-    are decoded (or mapped from the shared cache) here, with a progress bar, before the first
-    trial; a trial whose data settings differ loads its own data when it runs.
+    are decoded (or mapped from the shared cache) here, telling ``advance(done, total)`` how
+    far, before the first trial; a trial whose data settings differ loads its own data when it
+    runs.
 
     A study that does not exist yet is created only after its images were all decoded: an
     image that cannot be read stops the run before anything about the study is stored (not
@@ -297,7 +298,7 @@ def prepare_session(
     loaded: LoadedData | None = None
     database = sqlite_file(url)
     if database is not None and not database.exists():
-        loaded = load_training_data(base.data, progress=progress)  # a new study: read first
+        loaded = load_training_data(base.data, advance=advance)  # a new study: read first
     rdb = open_storage(
         url,
         heartbeat_interval=spec.study.heartbeat_interval,
@@ -306,7 +307,7 @@ def prepare_session(
         outage_limit=spec.study.db_outage_seconds,
     )
     if loaded is None and spec.name not in list_study_names(rdb):
-        loaded = load_training_data(base.data, progress=progress)  # a new study: read first
+        loaded = load_training_data(base.data, advance=advance)  # a new study: read first
     sampler = build_sampler(spec.study.sampler, grid=space.grid)
     pruner = build_pruner(spec.study.pruner)
     study = open_study(
@@ -318,7 +319,7 @@ def prepare_session(
         pruner=pruner,
     )
     if loaded is None and (n_trials is None or finished_count(study) < n_trials):
-        loaded = load_training_data(base.data, progress=progress)
+        loaded = load_training_data(base.data, advance=advance)
 
     def load(cfg: DataConfig) -> LoadedData:
         # No progress bar here: a trial runs under the caller's own progress display.

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hpo.cli._live import WorkerView
+from hpo.cli._progress import progress_bar
 from hpo.cli._worker import print_hint, print_summary
 from hpo.exceptions import ConfigError
 from hpo.study import finished_count
@@ -73,7 +74,8 @@ def run_supervised(
     restart_dead: bool,
 ) -> None:
     """Start, watch and stop one worker process per plan; exit 1 if the total was not reached."""
-    session = supervisor_session(request, progress=not quiet)
+    with progress_bar("decoding images", enabled=not quiet) as advance:
+        session = supervisor_session(request, advance=advance)
     study, n_trials = session.study, request.n_trials
     where = f"study [bold]{escape(request.study)}[/] | storage {escape(session.masked_storage)}"
     if n_trials is not None and finished_count(study) >= n_trials:

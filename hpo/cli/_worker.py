@@ -22,6 +22,7 @@ from rich.text import Text
 
 from hpo.cli._console import print_table
 from hpo.cli._display import Pace, fold_scores_text, format_trial, next_step, params_text
+from hpo.cli._progress import progress_bar
 from hpo.study import WorkerResult, best_trial, counts_text, finished_count, read_trial_record
 from hpo.tune import TuneSession
 from hpo.workers import WorkerRequest, available_cores
@@ -33,7 +34,8 @@ _log = logging.getLogger("hpo")
 
 def run_here(request: WorkerRequest, *, console: Console, quiet: bool) -> None:
     """Run ``request`` in this process, drawing its progress on ``console``."""
-    session = request.open_session(progress=not quiet)
+    with progress_bar("decoding images", enabled=not quiet) as advance:
+        session = request.open_session(advance=advance)
     study = session.study
     busy = busy_text(_load_average(), available_cores())
     console.print(

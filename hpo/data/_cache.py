@@ -409,7 +409,6 @@ def load_images(
     *,
     cache_dir: Path | None = None,
     skip_bad_files: bool = False,
-    progress: bool = False,
     crop: Crop | None = None,
     advance: Callable[[int, int], None] | None = None,
 ) -> DecodedImages:
@@ -427,8 +426,6 @@ def load_images(
             warning).
         skip_bad_files: Mark images that fail to decode in ``ok`` and list them in ``bad``
             instead of raising.
-        progress: Ignored: the library draws nothing (kept so older callers work); pass
-            ``advance`` and draw in the caller.
         crop: ``(top, left, height, width)`` box of each photo kept before resizing.
         advance: Called as ``advance(done, total)`` while images are decoded (or while
             another process builds the cache this call waits for).

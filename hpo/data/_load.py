@@ -73,7 +73,6 @@ def load_samples(cfg: DataConfig) -> Samples:
 def load_training_data(
     cfg: DataConfig,
     *,
-    progress: bool = False,
     advance: Callable[[int, int], None] | None = None,
 ) -> LoadedData:
     """Samples plus decoded pixels (from the shared cache), with bad images handled per ``cfg``.
@@ -83,7 +82,6 @@ def load_training_data(
 
     Args:
         cfg: The data settings; ``skip_bad_files`` decides what a corrupt image does.
-        progress: Ignored (the library draws nothing); pass ``advance``.
         advance: Called as ``advance(done, total)`` while the cache is built, for progress.
 
     Raises:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +42,14 @@ class WorkerRequest:
     allow_mismatch: bool = False
     threads: int | None = None
 
-    def open_session(self, *, progress: bool = False) -> TuneSession:
+    def open_session(self, *, advance: Callable[[int, int], None] | None = None) -> TuneSession:
         """Set this process up for the worker, check everything, open the study, load the data.
 
         The process-wide switches (torch threads, the device's backend settings: cuDNN
         autotuning, TF32) are set here, once per worker process, before any trial.
 
         Args:
-            progress: Show a progress bar while the images are decoded.
+            advance: Told ``advance(done, total)`` while the images are decoded.
 
         Raises:
             HPOError: The device, study file, data or storage is not usable (one line saying
@@ -65,7 +66,7 @@ class WorkerRequest:
             storage=self.storage,
             device=device,
             allow_mismatch=self.allow_mismatch,
-            progress=progress,
+            advance=advance,
             n_trials=self.n_trials,
         )
 

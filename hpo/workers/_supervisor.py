@@ -131,7 +131,9 @@ def describe_exit(code: int) -> str:
     return f"exit {code}"
 
 
-def supervisor_session(request: WorkerRequest, *, progress: bool = False) -> TuneSession:
+def supervisor_session(
+    request: WorkerRequest, *, advance: Callable[[int, int], None] | None = None
+) -> TuneSession:
     """The supervisor's own session of ``request``, on the CPU: it trains nothing.
 
     Everything a user can get wrong fails here, once, before any worker starts and before any
@@ -141,9 +143,9 @@ def supervisor_session(request: WorkerRequest, *, progress: bool = False) -> Tun
 
     Args:
         request: What the workers will run.
-        progress: Show a progress bar while the images are decoded.
+        advance: Told ``advance(done, total)`` while the images are decoded.
     """
-    return replace(request, device="cpu", threads=None).open_session(progress=progress)
+    return replace(request, device="cpu", threads=None).open_session(advance=advance)
 
 
 def supervise(
