@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,24 +12,14 @@ import pytest
 
 from hpo.exceptions import HPOError
 from hpo.files import atomic_path, make_dir, write_bytes_atomic, write_text_atomic
+from hpo.testing.disks import mounted_tmpfs
 
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 64 KiB tmpfs (root only): writes past its size fail with ENOSPC."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_the_file_is_replaced_whole_and_nothing_else_is_left(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from hpo.config import train_config_from_dict
+from hpo.testing.disks import mounted_tmpfs
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -23,23 +23,12 @@ CliRun = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 64 KiB tmpfs (root only), filled up: every write to it fails with ENOSPC."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "full", "64k") as mount:
         with contextlib.suppress(OSError), (mount / "filler").open("wb") as f:
             while True:
                 f.write(b"x" * 4096)
                 f.flush()
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def _targets(tmp_path: Path, full_disk: Path, name: str) -> list[tuple[Path, str]]:
