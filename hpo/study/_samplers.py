@@ -49,6 +49,23 @@ def random(grid: Grid, *, seed: int | None = None) -> optuna.samplers.BaseSample
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+@SAMPLERS.register("gp")
+def gp(
+    grid: Grid,
+    *,
+    seed: int | None = None,
+    n_startup_trials: int = 10,
+    deterministic_objective: bool = False,
+) -> optuna.samplers.BaseSampler:
+    """Gaussian-process Bayesian optimisation; it learns from complete trials only (not pruned)."""
+    return optuna.samplers.GPSampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        deterministic_objective=deterministic_objective,
+        warn_independent_sampling=False,
+    )
+
+
 @SAMPLERS.register("cmaes")
 def cmaes(
     grid: Grid,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
@@ -32,3 +34,18 @@ def test_every_sampler_builds_from_the_study_file_and_samples(name: str) -> None
         assert study.sampler.is_exhausted(study) is False
         study.optimize(lambda t: float(space.sample(t)["train.epochs"]), n_trials=1)
         assert study.sampler.is_exhausted(study)  # the worker stops on this
+
+
+def test_gp_models_the_complete_trials_after_its_start_up() -> None:
+    space = parse_space(
+        {"train.optimizer.lr": {"float": [1e-5, 1e-1], "log": True}},
+        base={"data": {}, "train": {"optimizer": {"name": "adamw"}}},
+        source="s",
+    )
+    sampler = build_sampler({"name": "gp", "seed": 0, "n_startup_trials": 4}, grid=space.grid)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(lambda t: -abs(math.log10(space.sample(t)["train.optimizer.lr"]) + 2), 12)
+    distance = [-t.value for t in study.trials]
+    # The random start-up lands anywhere; the modelled trials close in on lr = 1e-2.
+    assert min(distance[4:]) < min(distance[:4])
+    assert sorted(distance[4:])[3] < 0.5
