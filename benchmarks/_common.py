@@ -174,27 +174,33 @@ def hpo(
 
 
 def hpo_run(
-    db: Path, trials: int, sets: Sequence[str], env: dict[str, str] | None = None
+    db: Path,
+    trials: int,
+    sets: Sequence[str],
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> float:
     """``hpo run --study mask-clf`` into the SQLite file ``db``; the wall seconds it took.
 
-    A ``db`` whose ``.json`` beside it says the same trials and ``--set`` values finished is
-    kept and not run again (``--keep DIR`` of the scripts): its recorded seconds are returned.
+    ``args`` are more ``hpo run`` arguments (``--workers 2``). A ``db`` whose ``.json`` beside
+    it says the same trials, ``--set`` values and arguments finished is kept and not run again
+    (``--keep DIR`` of the scripts): its recorded seconds are returned.
     """
     done = db.with_suffix(".json")  # written once the study has all its trials
+    record = {"trials": trials, "sets": list(sets)} | ({"args": list(args)} if args else {})
     if done.is_file():
-        record = json.loads(done.read_text())
-        if record["trials"] == trials and record["sets"] == list(sets):
+        kept = json.loads(done.read_text())
+        if {k: v for k, v in kept.items() if k != "wall_s"} == record:
             log(f"  kept from an earlier run: {db}")
-            return float(record["wall_s"])
+            return float(kept["wall_s"])
     db.unlink(missing_ok=True)
     start = time.perf_counter()
     hpo(
         "run", "--study", "mask-clf", "--n-trials", str(trials), "--storage", f"sqlite:///{db}",
-        "--quiet", *(a for s in sets for a in ("--set", s)), env=env,
+        "--quiet", *(a for s in sets for a in ("--set", s)), *args, env=env,
     )  # fmt: skip
     wall = time.perf_counter() - start
-    done.write_text(json.dumps({"trials": trials, "wall_s": wall, "sets": list(sets)}))
+    done.write_text(json.dumps({**record, "wall_s": wall}))
     return wall
 
 

@@ -50,8 +50,27 @@ def study_epochs() -> int:
     return int(spec["train"]["epochs"])
 
 
+# Each arm: the sampler (``SEED`` replaced), the pruner (None: the study file's) and more
+# ``hpo run`` arguments. ``tpe`` is the shipped study as it is.
+_NO_PRUNER = "{name: none}"
+ARMS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
+    "tpe": (None, None, ()),
+    "random": ("{name: random, seed: SEED}", None, ()),
+    "gp": ("{name: gp, seed: SEED, n_startup_trials: 8}", None, ()),
+    "tpe-independent": (
+        "{name: tpe, seed: SEED, n_startup_trials: 8, multivariate: false, group: false, "
+        "constant_liar: false}",
+        None,
+        (),
+    ),
+    "tpe-nopruner": (None, _NO_PRUNER, ()),
+    "random-nopruner": ("{name: random, seed: SEED}", _NO_PRUNER, ()),
+    "tpe-2workers": (None, None, ("--workers", "2")),
+}
+
+
 def tuned(
-    sampler: str,
+    arm: str,
     seed: int,
     trials: int,
     data: Path,
@@ -60,25 +79,31 @@ def tuned(
     env: dict[str, str],
     run: int = 0,
 ) -> dict[str, Any]:
-    stem = f"{sampler}-{seed}{_tag(run)}"
+    stem = f"{arm}-{seed}{_tag(run)}"
     path = tmp / f"{stem}.db"
     db = f"sqlite:///{path}"
-    spec = (
+    sampler, pruner, args = ARMS[arm]
+    sets = [f"data.root={data}"]
+    sets.append(
         f"study.sampler.seed={seed}"
-        if sampler == "tpe"
-        else f"study.sampler={{name: {sampler}, seed: {seed}}}"
+        if sampler is None
+        else f"study.sampler={sampler.replace('SEED', str(seed))}"
     )
+    if pruner is not None:
+        sets.append(f"study.pruner={pruner}")
     artifacts = tmp / f"{stem}.artifacts"
-    sets = [f"data.root={data}", spec, *extra, f"study.artifacts={artifacts}"]
-    study_s = hpo_run(path, trials, sets, env=env)
+    sets += [*extra, f"study.artifacts={artifacts}"]
+    study_s = hpo_run(path, trials, sets, env=env, args=args)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=db)
     config = export_best(path, tmp / f"best-{stem}.yaml")
     best = yaml.safe_load(config.read_text())["train"]
+    finished = [t for t in study.trials if t.state.is_finished()]
     return {
         "best_value": round(study.best_value, 4),
         "best_trial": study.best_trial.number,
         "study_s": round(study_s, 1),
+        "epochs_trained": sum(int(t.user_attrs.get("epochs_trained", 0)) for t in finished),
         "best_model": best["model"],
         "best_optimizer": best["optimizer"],
         **train_and_score(config, tmp, data, env),
@@ -103,7 +128,15 @@ def main() -> None:
     p = parser(__doc__, full_repeat=1)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--trials", type=int, default=None)
-    p.add_argument("--samplers", nargs="*", default=None, help="tpe random (none: skip)")
+    p.add_argument(
+        "--samplers",
+        "--arms",
+        dest="arms",
+        nargs="*",
+        default=None,
+        choices=sorted(ARMS),
+        help="arms to run (default: tpe random; none given: skip)",
+    )
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--epochs", type=int, default=None, help="train.epochs (default: study's)")
     p.add_argument("--profiles", type=int, default=None, help="demo data people")
@@ -124,7 +157,7 @@ def main() -> None:
     args = p.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (4 if args.quick else 50)
-    samplers = ["tpe", "random"] if args.samplers is None else args.samplers
+    arms = ["tpe", "random"] if args.arms is None else args.arms
     epochs = args.epochs or (2 if args.quick else study_epochs())
     profiles = args.profiles or (40 if args.quick else 150)
     extra = [*args.set, f"train.epochs={epochs}"]
@@ -135,10 +168,10 @@ def main() -> None:
         data = demo_data(args.data or tmp / "demo", profiles)
         env = {"HPO_CACHE_DIR": str(tmp / "cache")}
         for seed in seeds:
-            for sampler in samplers:
-                log(f"seed {seed}: {sampler}, {trials} trials of {epochs} epochs ...")
-                runs = [tuned(sampler, seed, trials, data, tmp, extra, env, k) for k in reps]
-                emit(sampler=sampler, seed=seed, trials=trials, epochs=epochs, **summarize(runs))
+            for arm in arms:
+                log(f"seed {seed}: {arm}, {trials} trials of {epochs} epochs ...")
+                runs = [tuned(arm, seed, trials, data, tmp, extra, env, k) for k in reps]
+                emit(sampler=arm, seed=seed, trials=trials, epochs=epochs, **summarize(runs))
             if not args.no_baseline:
                 log(f"seed {seed}: the baseline's defaults, {epochs} epochs ...")
                 train = {
