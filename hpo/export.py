@@ -56,12 +56,12 @@ def select_trial(study: optuna.Study, trial_number: int | None = None) -> Frozen
     """The trial to export: ``trial_number`` if given, else the best complete trial.
 
     Ties on the value go to the lowest trial number, so the choice does not depend on the order
-    in which the storage returns trials. Bookkeeping trials (``hpo.study.is_discarded``) are
-    never chosen.
+    in which the storage returns trials. Bookkeeping trials (``hpo.study.is_discarded``) and
+    trials a warm start imported (``hpo.study.is_imported``) are never chosen.
 
     Raises:
-        StorageError: the study is multi-objective, has no complete trial, or the named trial
-            does not exist, is not complete, or was discarded.
+        StorageError: the study is multi-objective, has no complete trial trained here, or the
+            named trial does not exist, is not complete, was discarded or was imported.
     """
     if len(study.directions) != 1:
         raise StorageError(
@@ -81,6 +81,13 @@ def select_trial(study: optuna.Study, trial_number: int | None = None) -> Frozen
             raise StorageError(
                 f"trial {trial_number} of study {study.study_name!r} was discarded "
                 f"({record.discarded}); it has no result to export"
+            )
+        if record.imported is not None:
+            came = record.imported
+            raise StorageError(
+                f"trial {trial_number} of study {study.study_name!r} was imported from study "
+                f"{came.study!r} (its trial {came.trial}) by a warm start, not trained here; "
+                f"export it from there: hpo export --study {came.study} --trial {came.trial}"
             )
         if trial.state != TrialState.COMPLETE:
             reason = record.fail_reason
@@ -187,7 +194,7 @@ def select_top(study: optuna.Study, k: int) -> list[FrozenTrial]:
 
     A trial whose sampled parameters equal a better one's (a retried or re-enqueued trial) is
     skipped: retraining it would add the same configuration twice. Ties on the value go to the
-    lowest trial number; discarded trials are never chosen.
+    lowest trial number; discarded and imported trials are never chosen.
 
     Raises:
         StorageError: the study is multi-objective or has no complete trial.

@@ -10,9 +10,16 @@ import optuna
 
 from hpo.artifacts import scores_source
 from hpo.config import dump_yaml
-from hpo.study import TrialRecord
+from hpo.study import IMPORTED_ATTR, TrialRecord, imported_count, read_study_record
 
-__all__ = ["DataSummary", "save_study_note", "save_trial_note", "study_note", "trial_note"]
+__all__ = [
+    "DataSummary",
+    "save_study_note",
+    "save_trial_note",
+    "study_note",
+    "trial_note",
+    "warm_start_note",
+]
 
 
 def _fmt(value: Any) -> str:
@@ -140,9 +147,35 @@ def save_trial_note(trial: optuna.Trial, body: str) -> None:
     save_note(trial, body)
 
 
+def warm_start_note(study: optuna.Study) -> str:
+    """Markdown on what ``study.enqueue`` and ``--warm-start`` put in ``study`` ("" if none)."""
+    record = read_study_record(study)
+    imported = imported_count(study)
+    if not record.enqueued and not imported:
+        return ""
+    lines = ["", "**Warm start**", ""]
+    if record.enqueued:
+        lines.append(f"- {len(record.enqueued)} configurations of `study.enqueue` tried first")
+    if imported:
+        sources = ", ".join(
+            f"`{w.study}` ({w.imported} from {w.storage})" for w in record.warm_starts
+        )
+        lines.append(
+            f"- {imported} trials imported from {sources or '?'} (`hpo run --warm-start`): "
+            "trained there, not here; they inform the sampler and the pruner, count toward no "
+            "`--n-trials` and are never the best (their user attribute "
+            f"`{IMPORTED_ATTR}` names the source trial)"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def save_study_note(study: optuna.Study, body: str) -> None:
-    """Save ``body`` as the study's note unless it already says exactly that (many workers)."""
+    """Save ``body`` as the study's note unless it already says exactly that (many workers).
+
+    What warm starts put in the study (:func:`warm_start_note`) is appended.
+    """
     from optuna_dashboard import get_note, save_note
 
+    body += warm_start_note(study)
     if get_note(study) != body:
         save_note(study, body)

@@ -25,7 +25,14 @@ from hpo.config import dump_yaml
 from hpo.exceptions import HPOError
 from hpo.export import exported_config, select_trial
 from hpo.files import write_text_atomic
-from hpo.study import kept_trials, mask_url, read_trial_record, state_counts
+from hpo.study import (
+    imported_count,
+    kept_trials,
+    mask_url,
+    read_study_record,
+    read_trial_record,
+    state_counts,
+)
 
 __all__ = ["build_report", "write_report"]
 
@@ -74,6 +81,7 @@ def build_report(study: optuna.Study, *, storage_url: str) -> str:
         f"{__version__}</p>",
         "<h2>Trials by state</h2>",
         _counts_table(study),
+        *_imported_note(study),
     ]
     if best is not None:
         parts.append(f"<p>Best trial: <b>{best.number}</b>, macro-F1 <b>{best.value:.4f}</b></p>")
@@ -99,11 +107,30 @@ def build_report(study: optuna.Study, *, storage_url: str) -> str:
 
 
 def _counts_table(study: optuna.Study) -> str:
+    counts = state_counts(study)
+    imported = imported_count(study)
+    if imported:
+        counts["imported (not trained here)"] = imported
     rows = "".join(
-        f'<tr><td>{state}</td><td class="num">{n}</td></tr>'
-        for state, n in state_counts(study).items()
+        f'<tr><td>{state}</td><td class="num">{n}</td></tr>' for state, n in counts.items()
     )
     return f"<table><tr><th>state</th><th>trials</th></tr>{rows}</table>"
+
+
+def _imported_note(study: optuna.Study) -> list[str]:
+    """What warm starts imported: counted apart, plotted with the rest, never the best."""
+    n = imported_count(study)
+    if not n:
+        return []
+    sources = ", ".join(
+        f"{html.escape(w.study)} ({w.imported} trials, {html.escape(w.storage)})"
+        for w in read_study_record(study).warm_starts
+    )
+    return [
+        f"<p>Imported by <code>--warm-start</code>: <b>{n}</b> trials from {sources or '?'}. "
+        "They were trained in that study, not here: the plots below include them, the counts "
+        "above and the best trial do not.</p>"
+    ]
 
 
 def _plot(make: Callable[..., Any], *args: Any) -> str:

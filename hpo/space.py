@@ -19,14 +19,32 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from hpo.config import TrainConfig, apply_overrides, train_config_from_dict
 from hpo.exceptions import ConfigError
 
-__all__ = ["Choice", "Conditional", "FloatParam", "IntParam", "Param", "Space", "parse_space"]
+__all__ = [
+    "Choice",
+    "Conditional",
+    "FloatParam",
+    "IntParam",
+    "Misfit",
+    "Param",
+    "Replay",
+    "Space",
+    "enqueue_params",
+    "parse_space",
+]
 
 
 class _Suggester(Protocol):
@@ -169,6 +187,32 @@ class Space:
         """Suggest every parameter; returns dotted path -> value (components as mappings)."""
         return {path: param.suggest(trial, path) for path, param in self.params.items()}
 
+    def replay(
+        self, given: Mapping[str, Any], *, fallback: Callable[[str], Any] | None = None
+    ) -> Replay:
+        """Walk :meth:`sample` with given values instead of a sampler.
+
+        Args:
+            given: Optuna parameter name (``train.scheduler[step].gamma``) -> value.
+            fallback: Asked for the value of a name ``given`` lacks; returns :data:`MISSING`
+                when it has none either (a warm start reads the trial's stored config).
+
+        Returns:
+            What each suggest call got, its distribution, and what did not fit: names the walk
+            asked for and nobody gave (``missing``), values outside their distribution
+            (``outside``), names given that the walk never asked for (``extra``).
+        """
+        suggester = _Replayer(given, fallback)
+        values = self.sample(suggester)
+        return Replay(
+            values=values,
+            params=suggester.params,
+            distributions=suggester.distributions,
+            missing=tuple(suggester.missing),
+            outside=tuple(suggester.outside),
+            extra=tuple(name for name in given if name not in suggester.asked),
+        )
+
     def fingerprint(self) -> str:
         blob = json.dumps(self.raw, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -230,6 +274,214 @@ class Space:
                     "parameters; use tpe, random or cmaes for this space"
                 )
         return out
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""What a replay's ``fallback`` returns for a name it has no value for."""
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A given value its distribution does not hold: ``accepted`` says what it holds."""
+
+    name: str
+    value: Any
+    accepted: str
+
+    def describe(self) -> str:
+        """``0.5 is outside float [0.0001, 0.1] log`` or ``'rmsprop' is not one of choice
+        sgd | adam``."""
+        verb = "is not one of" if self.accepted.startswith("choice") else "is outside"
+        return f"{self.value!r} {verb} {self.accepted}"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The outcome of :meth:`Space.replay`.
+
+    Attributes:
+        values: Dotted path -> value, as :meth:`Space.sample` returns them.
+        params: Optuna parameter name -> value, for every name that had a fitting value.
+        distributions: The distribution of each name in ``params`` (this space's).
+        missing: Names the walk asked for that had no value.
+        outside: Values their distribution does not hold.
+        extra: Names given that this space never asks for (with the values given).
+    """
+
+    values: dict[str, Any]
+    params: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
+    missing: tuple[str, ...]
+    outside: tuple[Misfit, ...]
+    extra: tuple[str, ...]
+
+    @property
+    def fits(self) -> bool:
+        return not (self.missing or self.outside or self.extra)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _holds(dist: BaseDistribution, value: Any) -> bool:
+    """Whether ``dist`` holds ``value`` exactly (bounds, step grid, choices, types)."""
+    if isinstance(dist, CategoricalDistribution):
+        return any(type(c) is type(value) and c == value for c in dist.choices) or (
+            _number(value) and any(_number(c) and c == value for c in dist.choices)
+        )
+    if isinstance(dist, IntDistribution):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False
+        return dist.low <= value <= dist.high and (value - dist.low) % dist.step == 0
+    if isinstance(dist, FloatDistribution):
+        if not _number(value) or not math.isfinite(float(value)):
+            return False
+        if not dist.low <= float(value) <= dist.high:
+            return False
+        if dist.step is None:
+            return True
+        steps = (float(value) - dist.low) / dist.step
+        return abs(steps - round(steps)) < 1e-8
+    return False
+
+
+class _Replayer:
+    """A suggester that answers from given values, noting what did not fit."""
+
+    def __init__(self, given: Mapping[str, Any], fallback: Callable[[str], Any] | None) -> None:
+        self.given = given
+        self.fallback = fallback
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, BaseDistribution] = {}
+        self.asked: set[str] = set()
+        self.missing: list[str] = []
+        self.outside: list[Misfit] = []
+
+    def _take(self, name: str, dist: BaseDistribution, accepted: str, placeholder: Any) -> Any:
+        self.asked.add(name)
+        if name in self.given:
+            value = self.given[name]
+        elif self.fallback is not None:
+            value = self.fallback(name)
+        else:
+            value = MISSING
+        if value is MISSING:
+            self.missing.append(name)
+            return placeholder
+        if not _holds(dist, value):
+            self.outside.append(Misfit(name, value, accepted))
+            return placeholder
+        if isinstance(dist, FloatDistribution):
+            value = float(value)
+        elif isinstance(dist, CategoricalDistribution):
+            value = next(c for c in dist.choices if c == value)
+        self.params[name] = value
+        self.distributions[name] = dist
+        return value
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        dist = FloatDistribution(low, high, log=log, step=step)
+        described = FloatParam(low, high, log=log, step=step).describe()
+        return float(self._take(name, dist, described, low))
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        dist = IntDistribution(low, high, log=log, step=step)
+        described = IntParam(low, high, log=log, step=step).describe()
+        return int(self._take(name, dist, described, low))
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        dist = CategoricalDistribution(list(choices))
+        return self._take(name, dist, Choice(tuple(choices)).describe(), choices[0])
+
+
+def _lookup(tree: Any, path: str) -> Any:
+    """The value at dotted ``path`` of nested mappings, or MISSING."""
+    for key in path.split("."):
+        if not isinstance(tree, Mapping) or key not in tree:
+            return MISSING
+        tree = tree[key]
+    return tree
+
+
+def enqueue_params(
+    space: Space, entry: Any, *, where: str, fixed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One ``study.enqueue`` entry as the Optuna parameters ``study.enqueue_trial`` takes.
+
+    An entry maps searched keys (the dotted keys of ``search_space``) to values: a plain value
+    for a float, int or choice; for a conditional choice the branch name, or a mapping
+    ``{name: BRANCH, PARAM: value, ...}`` of the branch and some of its searched parameters.
+    Keys (and branch parameters) left out are sampled as usual.
+
+    Args:
+        space: The parsed search space.
+        entry: The entry as written.
+        where: ``<file>: study.enqueue[i]``, the start of every error.
+        fixed: The fixed settings (:meth:`StudySpec.fixed_dict`), to name a key that is one.
+
+    Raises:
+        ConfigError: naming the entry, the key and what is accepted.
+    """
+    searched = ", ".join(space.params) or "none"
+    if not isinstance(entry, Mapping) or not entry:
+        raise ConfigError(
+            f"{where}: an entry maps searched keys to values (e.g. "
+            f"{{train.optimizer.lr: 0.001}}), got {entry!r}; searched keys: {searched}"
+        )
+    params: dict[str, Any] = {}
+    for key, value in entry.items():
+        param = space.params.get(str(key))
+        if param is None:
+            found = _lookup(fixed, str(key))
+            what = (
+                f"{key} is a fixed setting ({found!r}), not searched"
+                if found is not MISSING
+                else f"unknown key {key!r}"
+            )
+            raise ConfigError(f"{where}: {what}; enqueue takes searched keys: {searched}")
+        if not isinstance(param, Conditional):
+            params[key] = value
+            continue
+        branches = ", ".join(param.branches)
+        chosen = value.get("name") if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping) and "name" not in value:
+            raise ConfigError(
+                f"{where}: {key}: a mapping needs the branch as name (e.g. "
+                f"{{name: {next(iter(param.branches))}, ...}}); branches: {branches}"
+            )
+        if not isinstance(chosen, str) or chosen not in param.branches:
+            raise ConfigError(f"{where}: {key}: unknown branch {chosen!r}; branches: {branches}")
+        params[key] = chosen
+        inner = param.branches[chosen]
+        for sub, sub_value in value.items() if isinstance(value, Mapping) else ():
+            if sub == "name":
+                continue
+            spec = inner.get(sub)
+            if not _is_param(spec):
+                known = ", ".join(k for k, v in inner.items() if _is_param(v)) or "none"
+                what = (
+                    f"parameter {sub!r} is fixed at {spec!r} in branch {chosen}"
+                    if sub in inner
+                    else f"branch {chosen} has no parameter {sub!r}"
+                )
+                raise ConfigError(
+                    f"{where}: {key}: {what}; searched parameters of {chosen}: {known}"
+                )
+            params[f"{key}[{chosen}].{sub}"] = sub_value
+    replayed = space.replay(params)
+    for misfit in replayed.outside:
+        raise ConfigError(f"{where}: {misfit.name}: {misfit.describe()}")
+    return {name: replayed.params[name] for name in params}
 
 
 _KINDS = ("float", "int", "choice")

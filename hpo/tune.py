@@ -23,9 +23,12 @@ from hpo.publish import Publisher, check_publishing
 from hpo.space import Space, parse_space
 from hpo.study import (
     StudySpec,
+    WarmStart,
     WorkerResult,
+    apply_warm_start,
     build_pruner,
     build_sampler,
+    enqueue_configs,
     finished_count,
     last_fail_reason,
     list_study_names,
@@ -33,6 +36,7 @@ from hpo.study import (
     mask_url,
     open_storage,
     open_study,
+    plan_warm_start,
     resolve_storage_url,
     run_worker,
     sqlite_file,
@@ -55,6 +59,10 @@ class TuneSession:
     data_fingerprint: str
     samples: Samples
     """The data set's file table (decoding happens only when trials need the images)."""
+    enqueued: int = 0
+    """``study.enqueue`` entries this run enqueued (0 when the study had them all)."""
+    warm_start: WarmStart | None = None
+    """What ``--warm-start`` did (None without it)."""
 
     @property
     def masked_storage(self) -> str:
@@ -263,6 +271,8 @@ def prepare_session(
     allow_mismatch: bool = False,
     advance: Callable[[int, int], None] | None = None,
     n_trials: int | None = None,
+    warm_start: str | None = None,
+    warm_start_storage: str | None = None,
 ) -> TuneSession:
     """Validate the study file, read the data's file table, open (or create) the study.
 
@@ -277,6 +287,13 @@ def prepare_session(
     A study that does not exist yet is created only after its images were all decoded: an
     image that cannot be read stops the run before anything about the study is stored (not
     even the SQLite file), so the study is not locked to data that was never usable.
+
+    Once the study is open, the study file's ``study.enqueue`` entries it has not enqueued yet
+    are enqueued, and with ``warm_start`` the finished trials of that study (in
+    ``warm_start_storage``, else the storage this study's name resolves to with the other
+    name) that fit this space are imported, unless they were before (:mod:`hpo.study._warm`).
+    The source study is checked (it exists, same direction, not this study) before anything
+    is written.
     """
     overrides = tuple(overrides)
     spec = _load_spec(name, config, overrides)
@@ -295,6 +312,12 @@ def prepare_session(
         _check_against_data(spec, space, samples)
     fingerprint = data_fingerprint(base.data, samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
+    plan = None
+    if warm_start is not None:
+        source_url = warm_start_storage or resolve_storage_url(
+            warm_start, cli=storage, spec=spec.study.storage, studies_dir=path.parent
+        )
+        plan = plan_warm_start(warm_start, source_url, spec=spec, space=space, this_url=url)
     loaded: LoadedData | None = None
     database = sqlite_file(url)
     if database is not None and not database.exists():
@@ -318,6 +341,8 @@ def prepare_session(
         sampler=sampler,
         pruner=pruner,
     )
+    enqueued = enqueue_configs(study, spec)
+    warm = apply_warm_start(study, plan) if plan is not None else None
     if loaded is None and (n_trials is None or finished_count(study) < n_trials):
         loaded = load_training_data(base.data, advance=advance)
 
@@ -332,4 +357,14 @@ def prepare_session(
         per_fold_pruning=PRUNERS.info(spec.study.pruner["name"]).unit == "fold",
         data_loader=load,
     )
-    return TuneSession(spec, space, url, study, objective, fingerprint, samples)
+    return TuneSession(
+        spec,
+        space,
+        url,
+        study,
+        objective,
+        fingerprint,
+        samples,
+        enqueued=len(enqueued),
+        warm_start=warm,
+    )

@@ -101,12 +101,17 @@ def _worker(worker: WorkerInfo | None) -> str:
 
 
 def print_trials(console: Console, trials: Sequence[FrozenTrial], *, title: str) -> None:
-    """Trial number, value, each fold's macro-F1 and the parameters, one row per trial."""
+    """Trial number, value, each fold's macro-F1 and the parameters, one row per trial; an
+    imported trial's number says where it came from."""
     rows = []
     for trial in trials:
-        folds = read_trial_record(trial).fold_scores or ()
+        record = read_trial_record(trial)
+        folds = record.fold_scores or ()
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
-        rows.append([str(trial.number), value, fold_scores_text(folds), params_text(trial.params)])
+        number = str(trial.number)
+        if record.imported is not None:  # copied by a warm start: never trained here
+            number += f" (imported: {record.imported.study} #{record.imported.trial})"
+        rows.append([number, value, fold_scores_text(folds), params_text(trial.params)])
     print_table(
         console,
         rows,

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from hpo.cli._live import WorkerView
 from hpo.cli._progress import progress_bar
-from hpo.cli._worker import print_hint, print_summary
+from hpo.cli._worker import print_hint, print_summary, print_warm_start
 from hpo.exceptions import ConfigError
 from hpo.study import finished_count
 from hpo.workers import (
@@ -77,6 +77,7 @@ def run_supervised(
     with progress_bar("decoding images", enabled=not quiet) as advance:
         session = supervisor_session(request, advance=advance)
     study, n_trials = session.study, request.n_trials
+    print_warm_start(console, session)
     where = f"study [bold]{escape(request.study)}[/] | storage {escape(session.masked_storage)}"
     if n_trials is not None and finished_count(study) >= n_trials:
         console.print(

@@ -27,7 +27,15 @@ from hpo.study import WorkerResult, best_trial, counts_text, finished_count, rea
 from hpo.tune import TuneSession
 from hpo.workers import WorkerRequest, available_cores
 
-__all__ = ["best_text", "busy_text", "device_text", "print_hint", "print_summary", "run_here"]
+__all__ = [
+    "best_text",
+    "busy_text",
+    "device_text",
+    "print_hint",
+    "print_summary",
+    "print_warm_start",
+    "run_here",
+]
 
 _log = logging.getLogger("hpo")
 
@@ -46,6 +54,7 @@ def run_here(request: WorkerRequest, *, console: Console, quiet: bool) -> None:
     )
     if busy:
         console.print(busy, highlight=False)
+    print_warm_start(console, session)
     pace = Pace(request.n_trials, request.timeout, start_count=finished_count(study))
     if quiet or not console.is_terminal:  # a log gets one line per trial, no live bar
 
@@ -160,6 +169,19 @@ def best_text(study: optuna.Study) -> str:
     """``best 0.7321 (trial 14)`` for a progress bar, or ``best -`` before a complete trial."""
     best = best_trial(study)
     return "best -" if best is None else f"best {best.value:.4f} (trial {best.number})"
+
+
+def print_warm_start(console: Console, session: TuneSession) -> None:
+    """What this run enqueued (``study.enqueue``) and imported (``--warm-start``), if anything."""
+    if session.enqueued:
+        n = session.enqueued
+        console.print(
+            f"enqueued {n} configuration{'s' if n != 1 else ''} of study.enqueue: "
+            "the next trials try them",
+            highlight=False,
+        )
+    if session.warm_start is not None:
+        console.print(escape(session.warm_start.describe()), highlight=False)
 
 
 def print_hint(console: Console, session: TuneSession) -> None:

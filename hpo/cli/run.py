@@ -42,6 +42,19 @@ from hpo.exceptions import ConfigError
     is_flag=True,
     help="Join a study whose stored study file or data fingerprint differ.",
 )
+@click.option(
+    "--warm-start",
+    metavar="OTHER_STUDY",
+    default=None,
+    help="First import the finished trials of OTHER_STUDY that fit this study's search space "
+    "(once per study; they count toward no --n-trials and are never the best).",
+)
+@click.option(
+    "--warm-start-storage",
+    metavar="URL",
+    default=None,
+    help="Storage of --warm-start's study (default: resolved as this study's storage is).",
+)
 @click.option("--quiet", is_flag=True, help="Log lines only: no progress bar.")
 @click.option(
     "--dry-run",
@@ -111,6 +124,8 @@ def _run(
     device: str,
     overrides: tuple[str, ...],
     allow_mismatch: bool,
+    warm_start: str | None,
+    warm_start_storage: str | None,
     quiet: bool,
     dry_run: bool,
     tensorboard: Path | None,
@@ -138,6 +153,8 @@ def _run(
         raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout:g}")
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
+    if warm_start_storage is not None and warm_start is None:
+        raise ConfigError("--warm-start-storage needs --warm-start OTHER_STUDY")
     if tensorboard is not None:
         from hpo.tensorboard import require_tensorboard
 
@@ -153,6 +170,8 @@ def _run(
         timeout=timeout,
         allow_mismatch=allow_mismatch,
         threads=threads,
+        warm_start=None if worker_of is not None else warm_start,
+        warm_start_storage=warm_start_storage,
     )
     plans = plan(
         devices=devices,

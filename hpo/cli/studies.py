@@ -69,7 +69,17 @@ def list_(storage: str | None, studies_dir: Path) -> None:
 @click.option("--top", type=int, default=5, show_default=True, help="How many best trials.")
 def show(name: str, storage: str | None, top: int) -> None:
     """Best trial, top trials, counts by state and parameter importances of study NAME."""
-    from hpo.study import counts_text, load_study, mask_url, storage_for, top_trials
+    from hpo.study import (
+        FINISHED,
+        counts_text,
+        is_imported,
+        kept_trials,
+        load_study,
+        mask_url,
+        read_study_record,
+        storage_for,
+        top_trials,
+    )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage_for(name, cli=storage)
@@ -80,12 +90,33 @@ def show(name: str, storage: str | None, top: int) -> None:
         f"{escape(mask_url(url))}"
     )
     console.print(f"trials: {counts_text(study)}")
+    imported = [t for t in kept_trials(study, FINISHED) if is_imported(t)]
+    if imported:
+        sources = ", ".join(
+            f"{w.study} ({w.imported} from {w.storage})"
+            for w in read_study_record(study).warm_starts
+        )
+        console.print(
+            escape(
+                f"imported: {len(imported)} trials by --warm-start from {sources or '?'}; "
+                "not trained here: they count toward no --n-trials and are never the best"
+            ),
+            highlight=False,
+        )
     ranked = top_trials(study)
     if not ranked:
         console.print("no complete trial yet")
+    else:
+        print_trials(console, ranked[:top], title=f"top {len(ranked[:top])}")
+    if imported:
+        sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
+        done = [t for t in imported if t.value is not None]
+        done.sort(key=lambda t: (t.state.name != "COMPLETE", sign * float(t.value or 0.0)))
+        print_trials(
+            console, done[:top], title=f"top {len(done[:top])} imported (not trained here)"
+        )
+    if not ranked:
         return
-    best = ranked[:top]
-    print_trials(console, best, title=f"top {len(best)}")
     if len(ranked) >= 2:
         try:
             with warnings.catch_warnings():  # few trials per branch: the table says enough

@@ -11,6 +11,8 @@
 - ``_join``: creating or joining a study; fingerprints of the study file and the data.
 - ``_record``: what a trial and a study store (names, types, encoding), written and read
   only through it.
+- ``_warm``: warm starts: ``study.enqueue`` entries enqueued once per study, and the finished
+  trials of another study imported (``hpo run --warm-start``).
 - ``_summary``: counts by state, best and top trials, used by the CLI, export and reports, and
   the studies ``hpo studies list`` finds (in one storage, or those the study files point at).
 """
@@ -27,13 +29,17 @@ from hpo.study._record import (
     CUT_FOLD_ATTR,
     DATA_FINGERPRINT_ATTR,
     DISCARDED_ATTR,
+    IMPORTED_ATTR,
     SPEC_ATTR,
     CutFold,
+    ImportedFrom,
     StudyRecord,
     TrialRecord,
     ValidationScores,
+    WarmStartSource,
     WorkerInfo,
     is_discarded,
+    is_imported,
     read_study_record,
     read_trial_record,
     record_class_names,
@@ -62,10 +68,20 @@ from hpo.study._summary import (
     best_trial,
     counts_text,
     finished_count,
+    imported_count,
     kept_trials,
     state_counts,
     summarize_studies,
     top_trials,
+    trained_trials,
+)
+from hpo.study._warm import (
+    Rejected,
+    WarmStart,
+    WarmStartPlan,
+    apply_warm_start,
+    enqueue_configs,
+    plan_warm_start,
 )
 from hpo.study._worker import WorkerResult, run_worker
 
@@ -76,26 +92,36 @@ __all__ = [
     "DATA_FINGERPRINT_ATTR",
     "DISCARDED_ATTR",
     "FINISHED",
+    "IMPORTED_ATTR",
     "PRUNERS",
     "SAMPLERS",
     "SPEC_ATTR",
     "CutFold",
+    "ImportedFrom",
+    "Rejected",
     "StudyRecord",
     "StudySettings",
     "StudySpec",
     "StudySummary",
     "TrialRecord",
     "ValidationScores",
+    "WarmStart",
+    "WarmStartPlan",
+    "WarmStartSource",
     "WorkerInfo",
     "WorkerResult",
+    "apply_warm_start",
     "best_trial",
     "build_pruner",
     "build_sampler",
     "comparable_spec",
     "counts_text",
+    "enqueue_configs",
     "fail_trials_of_worker",
     "finished_count",
+    "imported_count",
     "is_discarded",
+    "is_imported",
     "kept_trials",
     "last_fail_reason",
     "list_study_names",
@@ -105,6 +131,7 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "open_study",
+    "plan_warm_start",
     "read_study_record",
     "read_trial_record",
     "record_class_names",
@@ -123,4 +150,5 @@ __all__ = [
     "study_file",
     "summarize_studies",
     "top_trials",
+    "trained_trials",
 ]

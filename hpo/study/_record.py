@@ -23,12 +23,17 @@ A trial's attributes (``TrialRecord`` field: key, JSON shape):
 - ``pruned_at_fold``: ``pruned_at_fold``, the fold after which a per-fold pruner stopped it.
 - ``cut_fold``: ``cut_fold``, ``{"fold", "epoch", "epochs"}`` of a fold pruned inside; the
   scores below then include that fold as it stood at that epoch.
+- ``imported`` (:class:`ImportedFrom`): ``hpo:imported``, ``{"study", "storage", "trial"}``
+  of a trial a warm start copied from another study (``hpo run --warm-start``): it was not
+  trained here, counts toward no ``--n-trials`` and is never a study's best.
 - ``scores`` (:class:`ValidationScores`): ``per_class_f1`` (4 decimals), ``confusion`` (summed
   over the folds), and ``f1_mask``, ``f1_gender``, ``f1_age``, ``accuracy`` (means over the
   folds, 4 decimals; the factor F1s only for the competition's labels).
 
 A study's attributes (``StudyRecord``): ``hpo:spec`` (the comparable part of the study file),
-``hpo:data_fingerprint`` and ``hpo:class_names``.
+``hpo:data_fingerprint``, ``hpo:class_names``, ``hpo:enqueued`` (the Optuna parameters of
+every ``study.enqueue`` entry enqueued so far, a list of mappings) and ``hpo:warm_starts``
+(the studies imported so far: ``[{"study", "storage", "imported"}]``, storage masked).
 
 Optuna has no call that writes several attributes at once, so every attribute is one storage
 round trip: the objective writes a trial's results once, when it ends, not after every fold.
@@ -56,24 +61,31 @@ __all__ = [
     "DATA_FINGERPRINT_ATTR",
     "DISCARDED_ATTR",
     "FAIL_REASON_ATTR",
+    "IMPORTED_ATTR",
     "METRIC_KEYS",
     "SPEC_ATTR",
     "WORKER_ATTR",
     "CutFold",
+    "ImportedFrom",
     "StudyRecord",
     "TrialRecord",
     "ValidationScores",
+    "WarmStartSource",
     "WorkerInfo",
+    "imported_trial",
     "is_discarded",
+    "is_imported",
     "read_study_record",
     "read_trial_record",
     "record_class_names",
     "record_config",
     "record_discarded",
+    "record_enqueued",
     "record_fail_reason",
     "record_fail_reason_by_id",
     "record_result",
     "record_study_spec",
+    "record_warm_start",
     "record_worker",
 ]
 
@@ -90,6 +102,7 @@ DEVICE_ATTR = "device"
 PRUNED_AT_STEP_ATTR = "pruned_at_step"
 PRUNED_AT_FOLD_ATTR = "pruned_at_fold"
 CUT_FOLD_ATTR = "cut_fold"
+IMPORTED_ATTR = "hpo:imported"
 PER_CLASS_F1_ATTR = "per_class_f1"
 CONFUSION_ATTR = "confusion"
 METRIC_KEYS = ("f1_mask", "f1_gender", "f1_age", "accuracy")
@@ -99,6 +112,8 @@ METRIC_KEYS = ("f1_mask", "f1_gender", "f1_age", "accuracy")
 SPEC_ATTR = "hpo:spec"
 DATA_FINGERPRINT_ATTR = "hpo:data_fingerprint"
 CLASS_NAMES_ATTR = "hpo:class_names"
+ENQUEUED_ATTR = "hpo:enqueued"
+WARM_STARTS_ATTR = "hpo:warm_starts"
 
 _FACTORS = (("mask", "f1_mask"), ("gender", "f1_gender"), ("age", "f1_age"))
 
@@ -162,6 +177,53 @@ class WorkerInfo:
             host=_str(value.get("host")),
             pid=_int(value.get("pid")),
             device=_str(value.get("device")),
+        )
+
+
+@dataclass(frozen=True)
+class ImportedFrom:
+    """Where an imported trial came from: its study, that study's storage (masked), its number."""
+
+    study: str
+    storage: str
+    trial: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study": self.study, "storage": self.storage, "trial": self.trial}
+
+    @classmethod
+    def from_json(cls, value: Any) -> ImportedFrom | None:
+        if not isinstance(value, Mapping):
+            return None
+        trial = _int(value.get("trial"))
+        study = _str(value.get("study"))
+        if study is None or trial is None:
+            return None
+        return cls(study=study, storage=_str(value.get("storage")) or "?", trial=trial)
+
+
+@dataclass(frozen=True)
+class WarmStartSource:
+    """A study a warm start imported: its name, its storage (masked), how many trials came."""
+
+    study: str
+    storage: str
+    imported: int = 0
+
+    def same_source(self, other: WarmStartSource) -> bool:
+        return (self.study, self.storage) == (other.study, other.storage)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study": self.study, "storage": self.storage, "imported": self.imported}
+
+    @classmethod
+    def from_json(cls, value: Any) -> WarmStartSource | None:
+        if not isinstance(value, Mapping) or _str(value.get("study")) is None:
+            return None
+        return cls(
+            study=str(value["study"]),
+            storage=_str(value.get("storage")) or "?",
+            imported=_int(value.get("imported")) or 0,
         )
 
 
@@ -270,6 +332,7 @@ class TrialRecord:
         pruned_at_fold: The fold after which a per-fold pruner stopped it.
         cut_fold: The fold it was pruned inside, and at which epoch.
         scores: Per-class F1, confusion matrix, factor F1s and accuracy.
+        imported: Where a warm start copied the trial from (None: trained here).
     """
 
     config: dict[str, Any] | None = None
@@ -285,6 +348,7 @@ class TrialRecord:
     pruned_at_fold: int | None = None
     cut_fold: CutFold | None = None
     scores: ValidationScores | None = None
+    imported: ImportedFrom | None = None
 
     @property
     def seed(self) -> int | None:
@@ -327,6 +391,8 @@ class TrialRecord:
             attrs[CUT_FOLD_ATTR] = self.cut_fold.to_json()
         if self.scores is not None:
             attrs.update(self.scores.to_attrs())
+        if self.imported is not None:
+            attrs[IMPORTED_ATTR] = self.imported.to_json()
         return attrs
 
     @classmethod
@@ -349,6 +415,7 @@ class TrialRecord:
             pruned_at_fold=_int(attrs.get(PRUNED_AT_FOLD_ATTR)),
             cut_fold=CutFold.from_json(attrs.get(CUT_FOLD_ATTR)),
             scores=ValidationScores.from_attrs(attrs),
+            imported=ImportedFrom.from_json(attrs.get(IMPORTED_ATTR)),
         )
 
 
@@ -361,20 +428,33 @@ class StudyRecord:
             (``hpo.study.comparable_spec``).
         data_fingerprint: Fingerprint of that worker's data.
         class_names: Class names, index = class id (reports name classes by them).
+        enqueued: The Optuna parameters of each ``study.enqueue`` entry enqueued so far.
+        warm_starts: The studies imported so far (``hpo run --warm-start``).
     """
 
     spec: dict[str, Any] | None = None
     data_fingerprint: str | None = None
     class_names: tuple[str, ...] | None = None
+    enqueued: tuple[dict[str, Any], ...] = ()
+    warm_starts: tuple[WarmStartSource, ...] = ()
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> StudyRecord:
         spec = attrs.get(SPEC_ATTR)
         names = attrs.get(CLASS_NAMES_ATTR)
+        enqueued = attrs.get(ENQUEUED_ATTR)
+        sources = attrs.get(WARM_STARTS_ATTR)
+        warm = [WarmStartSource.from_json(v) for v in sources or () if isinstance(sources, list)]
         return cls(
             spec=dict(spec) if isinstance(spec, Mapping) else None,
             data_fingerprint=_str(attrs.get(DATA_FINGERPRINT_ATTR)),
             class_names=tuple(str(v) for v in names) if isinstance(names, list) else None,
+            enqueued=tuple(
+                dict(v)
+                for v in enqueued or ()
+                if isinstance(enqueued, list) and isinstance(v, Mapping)
+            ),
+            warm_starts=tuple(w for w in warm if w is not None),
         )
 
 
@@ -390,6 +470,41 @@ def read_trial_record(trial: FrozenTrial | optuna.Trial) -> TrialRecord:
 def is_discarded(trial: FrozenTrial) -> bool:
     """Whether a worker gave ``trial`` up before running it (bookkeeping, not a result)."""
     return DISCARDED_ATTR in trial.user_attrs
+
+
+def is_imported(trial: FrozenTrial) -> bool:
+    """Whether a warm start copied ``trial`` from another study (it was not trained here)."""
+    return IMPORTED_ATTR in trial.user_attrs
+
+
+def imported_trial(
+    trial: FrozenTrial,
+    *,
+    source: ImportedFrom,
+    params: Mapping[str, Any],
+    distributions: Mapping[str, Any],
+) -> FrozenTrial:
+    """A copy of another study's finished ``trial`` to add to this one (``study.add_trials``).
+
+    It keeps the value, intermediate values, times and hpo's record of the trial (its
+    config, fold scores, history), takes ``params`` with ``distributions`` of this study's
+    space, and is marked as imported from ``source``; Optuna's system attributes stay behind.
+    """
+    attrs = {k: v for k, v in trial.user_attrs.items() if k != DISCARDED_ATTR}
+    attrs[IMPORTED_ATTR] = source.to_json()
+    return FrozenTrial(
+        number=0,  # the storage numbers it
+        trial_id=0,
+        state=trial.state,
+        value=trial.value,
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+        params=dict(params),
+        distributions=dict(distributions),
+        user_attrs=attrs,
+        system_attrs={},
+        intermediate_values=dict(trial.intermediate_values),
+    )
 
 
 def read_study_record(study: optuna.Study) -> StudyRecord:
@@ -477,6 +592,16 @@ def record_study_spec(study: optuna.Study, spec: Mapping[str, Any], data_fingerp
     """Record the study file and data fingerprint the first worker of ``study`` used."""
     study.set_user_attr(SPEC_ATTR, dict(spec))
     study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fingerprint)
+
+
+def record_enqueued(study: optuna.Study, enqueued: Sequence[Mapping[str, Any]]) -> None:
+    """Record the Optuna parameters of every ``study.enqueue`` entry enqueued so far."""
+    study.set_user_attr(ENQUEUED_ATTR, [dict(v) for v in enqueued])
+
+
+def record_warm_start(study: optuna.Study, sources: Sequence[WarmStartSource]) -> None:
+    """Record every study imported into ``study`` so far."""
+    study.set_user_attr(WARM_STARTS_ATTR, [s.to_json() for s in sources])
 
 
 def record_class_names(study: optuna.Study, class_names: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from hpo.config import (
     train_config_from_dict,
 )
 from hpo.exceptions import ConfigError
-from hpo.space import parse_space
+from hpo.space import Space, enqueue_params, parse_space
 from hpo.study._storage import (
     DEFAULT_OUTAGE_LIMIT,
     check_study_name,
@@ -68,6 +68,10 @@ class StudySettings(StrictModel):
     ``<study file dir>/<name>.artifacts``."""
     tensorboard: Path | None = None
     """Folder for TensorBoard event files, one run per trial; null writes none."""
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    """Known configurations tried first, once per study: each maps searched keys (the keys of
+    ``search_space``) to values; a conditional choice takes its branch name or
+    ``{name: BRANCH, PARAM: value}``. Keys left out are sampled."""
 
 
 class StudySpec(StrictModel):
@@ -84,6 +88,27 @@ class StudySpec(StrictModel):
         """The fixed settings as a TrainConfig (searched keys keep their fixed defaults)."""
         source = str(self.path) if self.path else self.name
         return train_config_from_dict({"data": dict(self.data), "train": dict(self.train)}, source)
+
+    def space(self) -> Space:
+        """The parsed search space."""
+        source = str(self.path) if self.path else self.name
+        return parse_space(self.search_space, base=self.fixed_dict(), source=source)
+
+    def enqueue_params(self) -> list[dict[str, Any]]:
+        """Each ``study.enqueue`` entry as Optuna parameters (``study.enqueue_trial``).
+
+        Raises:
+            ConfigError: an entry names a key that is not searched, or a value the search
+                space does not hold (naming the file, ``study.enqueue[i]`` and the key).
+        """
+        if not self.study.enqueue:
+            return []
+        source = str(self.path) if self.path else self.name
+        space, fixed = self.space(), self.fixed_dict()
+        return [
+            enqueue_params(space, entry, where=f"{source}: study.enqueue[{i}]", fixed=fixed)
+            for i, entry in enumerate(self.study.enqueue)
+        ]
 
     def fixed_dict(self) -> dict[str, Any]:
         """The fixed settings as written, the base that sampled values go on top of.
@@ -170,6 +195,7 @@ def _validated(
     )
     spec.base_config()  # the fixed settings must be valid on their own
     parse_space(space, base=spec.fixed_dict(), source=str(path))
+    spec.enqueue_params()  # every entry fits the space
     for kind, registry in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         entry = dict(getattr(settings, kind))
         entry_name = entry.pop("name", None)

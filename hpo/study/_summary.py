@@ -2,6 +2,9 @@
 
 Trials a worker gave up because another worker took the study's last slot are discarded
 (``hpo.study.is_discarded``); they are bookkeeping, not results, and every summary leaves them out.
+Trials a warm start imported from another study (``hpo.study.is_imported``) were not trained
+here: they count toward no ``--n-trials``, are never the best or a top trial, and are counted
+on their own (``imported_count``); ``kept_trials`` keeps them (plots, reports show them).
 ``summarize_studies`` finds the studies ``hpo studies list`` shows and summarizes each.
 """
 
@@ -16,7 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import HPOError, StorageError
-from hpo.study._record import is_discarded
+from hpo.study._record import is_discarded, is_imported
 from hpo.study._spec import storage_for
 from hpo.study._storage import (
     list_study_names,
@@ -33,10 +36,12 @@ __all__ = [
     "best_trial",
     "counts_text",
     "finished_count",
+    "imported_count",
     "kept_trials",
     "state_counts",
     "summarize_studies",
     "top_trials",
+    "trained_trials",
 ]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -50,39 +55,55 @@ def kept_trials(
     return [t for t in study.get_trials(deepcopy=False, states=states) if not is_discarded(t)]
 
 
+def trained_trials(
+    study: optuna.Study, states: tuple[TrialState, ...] | None = None
+) -> list[FrozenTrial]:
+    """The trials trained in this study: discarded and imported ones left out."""
+    return [t for t in kept_trials(study, states) if not is_imported(t)]
+
+
+def imported_count(study: optuna.Study) -> int:
+    """Trials a warm start imported from other studies."""
+    return sum(1 for t in kept_trials(study) if is_imported(t))
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state (lower-case state names, every state present), discarded ones left out."""
+    """Trials trained here per state (lower-case state names, every state present); discarded
+    and imported ones left out."""
     counts = {state.name.lower(): 0 for state in TrialState}
-    for trial in kept_trials(study):
+    for trial in trained_trials(study):
         counts[trial.state.name.lower()] += 1
     return counts
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Complete plus pruned trials: what ``--n-trials`` counts."""
-    return len(kept_trials(study, FINISHED))
+    """Complete plus pruned trials trained here: what ``--n-trials`` counts."""
+    return len(trained_trials(study, FINISHED))
 
 
 def top_trials(study: optuna.Study, n: int | None = None) -> list[FrozenTrial]:
-    """The ``n`` best complete trials (all with None), best first.
+    """The ``n`` best complete trials trained here (all with None), best first.
 
     Ties on the value go to the lowest trial number, so the order does not depend on the order
     in which the storage returns trials.
     """
-    complete = [t for t in kept_trials(study, (TrialState.COMPLETE,)) if t.value is not None]
+    complete = [t for t in trained_trials(study, (TrialState.COMPLETE,)) if t.value is not None]
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     ranked = sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
     return ranked if n is None else ranked[:n]
 
 
 def counts_text(study: optuna.Study) -> str:
-    """``"3 complete, 1 pruned"``: the non-zero counts by state, or ``"no trials"``."""
+    """``"3 complete, 1 pruned"``: the non-zero counts by state, or ``"no trials"``; then
+    ``", 6 imported"`` when a warm start imported trials."""
     counts = state_counts(study)
-    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no trials"
+    text = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no trials"
+    imported = imported_count(study)
+    return f"{text}, {imported} imported" if imported else text
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best complete trial, or None before the first one."""
+    """The best complete trial trained here, or None before the first one."""
     top = top_trials(study, 1)
     return top[0] if top else None
 

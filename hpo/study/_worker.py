@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.exceptions import StorageError
 from hpo.study._outage import StorageRefused
-from hpo.study._record import is_discarded, record_discarded, record_fail_reason
+from hpo.study._record import is_discarded, is_imported, record_discarded, record_fail_reason
 from hpo.study._summary import FINISHED
 
 __all__ = ["WorkerResult", "run_worker"]
@@ -75,11 +75,16 @@ class WorkerResult:
     stopped_by: str = "n_trials"
 
 
+def _counts(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` takes a slot of the total: not discarded, not imported."""
+    return not is_discarded(trial) and not is_imported(trial)
+
+
 def _claimed_before(study: optuna.Study, number: int) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=_CLAIMED)
-        if t.number < number and not is_discarded(t)
+        if t.number < number and _counts(t)
     )
 
 
@@ -125,7 +130,7 @@ def run_worker(
         current["number"] = trial.number
         # Trials below this one number at most trial.number, so only a trial numbered
         # n_trials or higher can be over the cap: the count (a read of the whole study) is
-        # needed only then, not for every trial.
+        # needed only then, not for every trial. Imported trials take numbers but no slots.
         over = n_trials is not None and trial.number >= n_trials
         if over and _claimed_before(study, trial.number) >= cast(int, n_trials):
             record_discarded(trial, "another worker took the study's last trial")
@@ -144,7 +149,7 @@ def run_worker(
             return result
         if n_trials is not None:
             trials = study.get_trials(deepcopy=False, states=_CLAIMED)
-            claimed = [t for t in trials if not is_discarded(t)]
+            claimed = [t for t in trials if _counts(t)]
             finished = sum(1 for t in claimed if t.state in FINISHED)
             if finished >= n_trials:
                 result.stopped_by = "n_trials"

@@ -30,6 +30,10 @@ class WorkerRequest:
         timeout: Seconds after which the worker starts no new trial; None: no limit.
         allow_mismatch: Join a study whose stored study file or data fingerprint differ.
         threads: Torch CPU threads of the worker's process; None: torch's default.
+        warm_start: Import the finished trials of this study first (``--warm-start``); a
+            supervisor does it once, before its workers start, so their command lines leave
+            it out.
+        warm_start_storage: The storage of ``warm_start`` (None: resolved as this study's).
     """
 
     study: str
@@ -41,6 +45,8 @@ class WorkerRequest:
     timeout: float | None = None
     allow_mismatch: bool = False
     threads: int | None = None
+    warm_start: str | None = None
+    warm_start_storage: str | None = None
 
     def open_session(self, *, advance: Callable[[int, int], None] | None = None) -> TuneSession:
         """Set this process up for the worker, check everything, open the study, load the data.
@@ -68,6 +74,8 @@ class WorkerRequest:
             allow_mismatch=self.allow_mismatch,
             advance=advance,
             n_trials=self.n_trials,
+            warm_start=self.warm_start,
+            warm_start_storage=self.warm_start_storage,
         )
 
     def command(self, *, parent: int) -> list[str]:
@@ -76,7 +84,8 @@ class WorkerRequest:
         The child is ``hpo run`` (so it stops on signals and reports errors as every worker
         does) in its quiet mode that writes :mod:`protocol <hpo.workers._protocol>` messages.
         The storage URL never goes on a command line, where ``ps`` would show its password:
-        the supervisor hands it over in ``HPO_STORAGE``.
+        the supervisor hands it over in ``HPO_STORAGE``. ``--warm-start`` stays out too: the
+        supervisor imported the trials before starting its workers.
         """
         argv = [sys.executable, "-m", "hpo", "run", "--study", self.study, "--quiet"]
         argv += ["--device", self.device]
