@@ -68,7 +68,7 @@ class StudySettings(StrictModel):
     ``<study file dir>/<name>.artifacts``."""
     tensorboard: Path | None = None
     """Folder for TensorBoard event files, one run per trial; null writes none."""
-    enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    enqueue: list[Any] = Field(default_factory=list)
     """Known configurations tried first, once per study: each maps searched keys (the keys of
     ``search_space``) to values; a conditional choice takes its branch name or
     ``{name: BRANCH, PARAM: value}``. Keys left out are sampled."""
