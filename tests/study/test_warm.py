@@ -71,7 +71,8 @@ def _write(tmp_path: Path, *, enqueue: Any = None, space: Any = None, name: str 
         ({"train.optimiser.lr": 0.01}, r"study\.enqueue\[1\]: unknown key 'train\.optimiser\.lr'"),
         (
             {"train.optimizer.lr": 0.5},
-            r"study\.enqueue\[1\]: train\.optimizer\.lr: 0\.5 is outside float \[0\.001, 0\.1\] log",
+            r"study\.enqueue\[1\]: train\.optimizer\.lr: 0\.5 is outside "
+            r"float \[0\.001, 0\.1\] log",
         ),
         (
             {"train.optimizer.name": "rmsprop"},
@@ -231,9 +232,10 @@ def test_a_warm_start_imports_what_fits_and_names_the_rest_by_reason(tmp_path: P
         ("src", 5),
     ]
     assert trials[0].value == 0.99 and trials[0].user_attrs["fold_scores"] == [0.99]
-    assert trials[0].datetime_complete == optuna.load_study(
-        study_name="src", storage=storage
-    ).trials[0].datetime_complete
+    assert (
+        trials[0].datetime_complete
+        == optuna.load_study(study_name="src", storage=storage).trials[0].datetime_complete
+    )
     # What was not searched there is read from the trial's stored config: the scheduler, and
     # trial 4's optimizer; its n_splits is the value fixed here.
     assert trials[1].params == {
@@ -297,4 +299,3 @@ def test_a_warm_start_is_refused_before_anything_is_written(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"--warm-start tiny: that is this study"):
         plan_warm_start("tiny", storage, spec=spec, space=spec.space(), this_url=storage)
     assert optuna.get_all_study_names(storage) == ["src"]
-
