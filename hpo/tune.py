@@ -24,6 +24,7 @@ from hpo.space import Space, parse_space
 from hpo.study import (
     StudySpec,
     WarmStart,
+    WarmStartPlan,
     WorkerResult,
     apply_warm_start,
     build_pruner,
@@ -130,6 +131,10 @@ class DryRun:
     data: Samples
     schedules: list[ScheduleRange]
     """The final-to-initial learning-rate ratios each schedule of the space allows."""
+    enqueue: list[dict[str, Any]]
+    """The ``study.enqueue`` entries as Optuna parameters (checked against the space)."""
+    warm_start: WarmStart | None = None
+    """What ``--warm-start`` would import into a study that has not imported it yet."""
 
 
 def _load_spec(name: str, config: Path | None, overrides: Iterable[str]) -> StudySpec:
@@ -149,11 +154,14 @@ def dry_run(
     config: Path | None = None,
     overrides: Iterable[str] = (),
     storage: str | None = None,
+    warm_start: str | None = None,
+    warm_start_storage: str | None = None,
 ) -> DryRun:
     """Check a study file and its data, and sample one trial, touching no storage.
 
     The sample comes from the study's own sampler on an in-memory study, so it is a point the
-    real study could draw; nothing is decoded and nothing is trained or written.
+    real study could draw; nothing is decoded and nothing is trained or written. With
+    ``warm_start`` the source study is read and checked, and what would fit is counted.
 
     Raises:
         ConfigError: the study file, an override or the search space is invalid.
@@ -173,6 +181,7 @@ def dry_run(
     url = resolve_storage_url(
         name, cli=storage, spec=spec.study.storage, studies_dir=spec.path.parent
     )
+    plan = _plan_warm_start(spec, space, url, storage, warm_start, warm_start_storage)
     study = optuna.create_study(
         sampler=build_sampler(spec.study.sampler, grid=space.grid),
         direction=spec.study.direction,
@@ -188,7 +197,27 @@ def dry_run(
         sampled_values=values,
         data=samples,
         schedules=schedules,
+        enqueue=spec.enqueue_params(),
+        warm_start=plan.preview() if plan is not None else None,
     )
+
+
+def _plan_warm_start(
+    spec: StudySpec,
+    space: Space,
+    url: str,
+    storage: str | None,
+    warm_start: str | None,
+    warm_start_storage: str | None,
+) -> WarmStartPlan | None:
+    """Read and check ``--warm-start``'s study (writing nothing); None without the flag."""
+    if warm_start is None:
+        return None
+    assert spec.path is not None
+    source_url = warm_start_storage or resolve_storage_url(
+        warm_start, cli=storage, spec=spec.study.storage, studies_dir=spec.path.parent
+    )
+    return plan_warm_start(warm_start, source_url, spec=spec, space=space, this_url=url)
 
 
 @contextlib.contextmanager
@@ -312,12 +341,7 @@ def prepare_session(
         _check_against_data(spec, space, samples)
     fingerprint = data_fingerprint(base.data, samples)
     url = resolve_storage_url(name, cli=storage, spec=spec.study.storage, studies_dir=path.parent)
-    plan = None
-    if warm_start is not None:
-        source_url = warm_start_storage or resolve_storage_url(
-            warm_start, cli=storage, spec=spec.study.storage, studies_dir=path.parent
-        )
-        plan = plan_warm_start(warm_start, source_url, spec=spec, space=space, this_url=url)
+    plan = _plan_warm_start(spec, space, url, storage, warm_start, warm_start_storage)
     loaded: LoadedData | None = None
     database = sqlite_file(url)
     if database is not None and not database.exists():

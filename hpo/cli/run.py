@@ -144,8 +144,17 @@ def _run(
     from hpo.workers import WorkerRequest, run_child
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if warm_start_storage is not None and warm_start is None:
+        raise ConfigError("--warm-start-storage needs --warm-start OTHER_STUDY")
     if dry_run:
-        _dry_run(name, config=config, overrides=overrides, storage=storage)
+        _dry_run(
+            name,
+            config=config,
+            overrides=overrides,
+            storage=storage,
+            warm_start=warm_start,
+            warm_start_storage=warm_start_storage,
+        )
         return
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, got {n_trials}")
@@ -153,8 +162,6 @@ def _run(
         raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout:g}")
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
-    if warm_start_storage is not None and warm_start is None:
-        raise ConfigError("--warm-start-storage needs --warm-start OTHER_STUDY")
     if tensorboard is not None:
         from hpo.tensorboard import require_tensorboard
 
@@ -189,14 +196,27 @@ def _run(
 
 
 def _dry_run(
-    name: str, *, config: Path | None, overrides: tuple[str, ...], storage: str | None
+    name: str,
+    *,
+    config: Path | None,
+    overrides: tuple[str, ...],
+    storage: str | None,
+    warm_start: str | None,
+    warm_start_storage: str | None,
 ) -> None:
     from hpo.cli._display import flow_yaml, schedule_lines
     from hpo.config import dump_yaml
     from hpo.tune import dry_run
 
     # Plain lines, never wrapped or styled: users grep and diff this output.
-    checked = dry_run(name, config=config, overrides=overrides, storage=storage)
+    checked = dry_run(
+        name,
+        config=config,
+        overrides=overrides,
+        storage=storage,
+        warm_start=warm_start,
+        warm_start_storage=warm_start_storage,
+    )
     spec, samples = checked.spec, checked.data
     study = spec.study
     lines = [
@@ -209,6 +229,11 @@ def _dry_run(
     ]
     for path, param in checked.space.params.items():
         lines.append(f"  {path}: {param.describe()}  -> {flow_yaml(checked.sampled_values[path])}")
+    if checked.enqueue:
+        lines.append(f"study.enqueue: {len(checked.enqueue)} configurations tried first:")
+        lines += [f"  {flow_yaml(params)}" for params in checked.enqueue]
+    if checked.warm_start is not None:
+        lines.append(checked.warm_start.describe())
     schedules, warnings = schedule_lines(checked.schedules)
     lines += schedules
     lines.append("one sampled trial's config (what `hpo export` would write for it):")

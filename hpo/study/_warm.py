@@ -99,6 +99,16 @@ class WarmStartPlan:
     trials: tuple[FrozenTrial, ...]
     rejected: tuple[Rejected, ...]
 
+    def preview(self) -> WarmStart:
+        """What applying the plan to a study that never imported the source would report."""
+        return WarmStart(
+            study=self.source.study,
+            storage=self.source.storage,
+            imported=len(self.trials),
+            rejected=self.rejected,
+            planned=True,
+        )
+
 
 @dataclass(frozen=True)
 class WarmStart:
@@ -111,6 +121,7 @@ class WarmStart:
         rejected: The source's finished trials that did not fit, by reason.
         already: The source was imported before (by an earlier run or another worker):
             nothing was added.
+        planned: Only planned (a dry run): ``imported`` is what a run would import.
     """
 
     study: str
@@ -118,6 +129,7 @@ class WarmStart:
     imported: int
     rejected: tuple[Rejected, ...] = ()
     already: bool = False
+    planned: bool = False
 
     @property
     def rejected_count(self) -> int:
@@ -128,7 +140,8 @@ class WarmStart:
         head = f"warm start from study {self.study} ({self.storage})"
         if self.already:
             return f"{head}: already imported into this study; skipped"
-        text = f"{head}: {self.imported} imported"
+        verb = "would be imported" if self.planned else "imported"
+        text = f"{head}: {self.imported} {verb}"
         if self.rejected:
             reasons = ", ".join(r.describe() for r in self.rejected)
             text += f", {self.rejected_count} rejected: {reasons}"

@@ -150,3 +150,19 @@ def test_an_unknown_source_study_is_one_line_and_nothing_is_written(
         "; studies there: src"
     ]
     assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'studies.db'}") == ["src"]
+
+
+def test_the_dry_run_shows_the_entries_and_what_a_warm_start_would_import(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun
+) -> None:
+    _source(tmp_path)
+    study_file = _write(tmp_path, demo_data, enqueue=[{"train.optimizer.lr": 0.01}])
+    args = ("run", "--study", "tiny", "--config", study_file, "--dry-run")
+    code, out, err = run_cli(*args, "--warm-start", "src")
+    assert code == 0, err
+    assert "study.enqueue: 1 configurations tried first:\n  {train.optimizer.lr: 0.01}" in out
+    assert "src (sqlite:///" in out and "): 6 would be imported, 2 rejected: 2 " in out
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'studies.db'}") == ["src"]
+    code, _, err = run_cli(*args, "--warm-start-storage", "sqlite:///x.db")
+    assert code == 2
+    assert err.strip() == "error: --warm-start-storage needs --warm-start OTHER_STUDY"
