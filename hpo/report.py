@@ -27,6 +27,7 @@ from hpo.export import exported_config, select_trial
 from hpo.files import write_text_atomic
 from hpo.study import (
     imported_count,
+    is_imported,
     kept_trials,
     mask_url,
     read_study_record,
@@ -64,8 +65,8 @@ def build_report(study: optuna.Study, *, storage_url: str) -> str:
     from plotly.offline import get_plotlyjs
 
     trials = kept_trials(study)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = select_trial(study) if complete else None
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and not is_imported(t)]
+    best = select_trial(study) if complete else None  # imported trials are never the best
     name = html.escape(study.study_name)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [

@@ -4,6 +4,7 @@ Several workers (processes, machines) share one study through its storage. ``--n
 is the study-wide number of finished (complete + pruned) trials: each worker claims a slot
 before it trains, a worker that loses a race for the last slot gives its trial up, and a worker
 with no free slot waits for the trials of other workers to end (one may fail and free a slot).
+Trials a warm start imported (``hpo.study.is_imported``) take trial numbers but no slots.
 
 A database outage is ridden out by the storage (:mod:`hpo.study._outage`); when it lasts past
 ``study.db_outage_seconds`` the worker stops with a ``StorageError`` and leaves its trial

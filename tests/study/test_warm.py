@@ -271,6 +271,8 @@ def test_imported_trials_count_toward_no_total_and_are_never_the_best(tmp_path: 
     study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
     assert apply_warm_start(study, plan).imported == 6
     assert finished_count(study) == 0 and imported_count(study) == 6
+    assert best_trial(study) is None  # nothing trained here yet: no best, no report's best
+    assert "No complete trial yet" in build_report(study, storage_url=storage)
     result = run_worker(study, lambda t: _sampled(t, path), n_trials=3)
     assert len(result.ran) == 3 and finished_count(study) == 3
     assert len(study.get_trials()) == 9
