@@ -57,3 +57,12 @@ def test_the_storage_never_goes_on_the_command_line() -> None:
     argv = request.command(parent=1)
     assert not [arg for arg in argv if "secret" in arg]
     assert parsed(argv).storage is None
+
+
+def test_a_childs_command_line_leaves_the_warm_start_to_its_supervisor() -> None:
+    request = WorkerRequest(
+        "tiny", n_trials=4, warm_start="older", warm_start_storage="sqlite:///older.db"
+    )
+    argv = request.command(parent=1)
+    assert not any(a.startswith("--warm-start") for a in argv)
+    assert "older" not in " ".join(argv)
