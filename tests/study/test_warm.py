@@ -24,6 +24,7 @@ from hpo.study import (
     imported_count,
     is_imported,
     load_study_spec,
+    mask_url,
     plan_warm_start,
     read_study_record,
     read_trial_record,
@@ -210,8 +211,10 @@ def _source(storage: str, *, direction: str = "maximize") -> optuna.Study:
     return study
 
 
-def test_a_warm_start_imports_what_fits_and_names_the_rest_by_reason(tmp_path: Path) -> None:
-    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+def test_a_warm_start_imports_what_fits_and_names_the_rest_by_reason(
+    tmp_path: Path, storage_url: str
+) -> None:
+    storage = storage_url
     _source(storage)
     spec = load_study_spec(_write(tmp_path))
     plan = plan_warm_start("src", storage, spec=spec, space=spec.space(), this_url=storage)
@@ -219,7 +222,7 @@ def test_a_warm_start_imports_what_fits_and_names_the_rest_by_reason(tmp_path: P
     done = apply_warm_start(study, plan)
     assert done.imported == 3 and done.rejected_count == 4
     assert done.describe() == (
-        f"warm start from study src ({storage}): 3 imported, 4 rejected: "
+        f"warm start from study src ({mask_url(storage)}): 3 imported, 4 rejected: "
         "2 train.optimizer.lr outside float [0.001, 0.1] log (trials 1, 2), "
         "1 param train.kfold.n_splits not searched here (trial 3), "
         "1 imported into src from study older (trial 6)"
