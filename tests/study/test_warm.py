@@ -16,6 +16,7 @@ from hpo.export import select_top, select_trial
 from hpo.notes import warm_start_note
 from hpo.report import build_report
 from hpo.study import (
+    IMPORTED_ATTR,
     apply_warm_start,
     best_trial,
     counts_text,
@@ -204,7 +205,7 @@ def _source(storage: str, *, direction: str = "maximize") -> optuna.Study:
             value=0.5,
             params={"train.optimizer.lr": 0.01},
             distributions={"train.optimizer.lr": _LR},
-            user_attrs={"hpo:imported": {"study": "older", "storage": "x", "trial": 0}},
+            user_attrs={IMPORTED_ATTR: {"study": "older", "storage": "x", "trial": 0}},
         )
     )  # 6: imported there from "older"
     study.add_trial(create_trial(state=TrialState.FAIL))  # unfinished: not considered
