@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +31,7 @@ __all__ = [
     "artifact_location",
     "artifact_location_for",
     "class_names_of",
+    "draw_trial_files",
     "open_artifact_store",
     "scores_source",
     "upload_trial_artifacts",
@@ -176,62 +176,71 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def upload_trial_artifacts(
-    trial: optuna.Trial,
+def draw_trial_files(
+    number: int,
     record: TrialRecord,
     *,
-    store: Any,
     class_names: Sequence[str],
     pruned: bool,
+    folder: Path,
+) -> list[Path]:
+    """Draw a trial's pictures from its record into ``folder``.
+
+    Args:
+        number: The trial's number (in the titles).
+        record: Its record (``history`` and ``scores``).
+        class_names: Class names, index = class id.
+        pruned: Mark the pruning point on the learning curves.
+        folder: Where the files go (``ARTIFACT_FILES`` names, those the record allows).
+
+    Returns:
+        The files written: ``learning_curves.png``, ``confusion_matrix.png``,
+        ``per_class_f1.csv``.
+    """
+    from hpo.plots import confusion_figure, learning_curves_figure, save_png
+
+    names = list(class_names)
+    files: list[Path] = []
+    history = record.history or []
+    scores = record.scores
+    confusion = scores.confusion if scores is not None else None
+    per_class = scores.per_class_f1 if scores is not None else ()
+    if history:
+        title = f"trial {number} learning curves"
+        fig = learning_curves_figure(history, pruned=pruned, title=title)
+        files.append(save_png(fig, folder / CURVES_PNG))
+    if confusion:
+        if len(names) != len(confusion):
+            names = [str(k) for k in range(len(confusion))]
+        title = f"trial {number}: validation confusion matrix"
+        source = scores_source(record)
+        if source:
+            title += f"\n{source}"
+        fig = confusion_figure(confusion, names, title=title)
+        files.append(save_png(fig, folder / CONFUSION_PNG))
+    if per_class:
+        _write_csv(folder / PER_CLASS_CSV, per_class_rows(per_class, names, confusion))
+        files.append(folder / PER_CLASS_CSV)
+    return files
+
+
+def upload_trial_artifacts(
+    trial: optuna.Trial, files: Sequence[Path], *, store: Any
 ) -> dict[str, str]:
-    """Draw a running trial's pictures from its record and upload them.
+    """Upload a running trial's pictures (:func:`draw_trial_files`) to the artifact store.
 
     A trial's artifacts can only be attached while it runs (finished trials are read-only in
     the storage), so this runs just before the trial is told its outcome.
 
-    Args:
-        trial: The running trial.
-        record: Its record (``history`` and ``scores``).
-        store: The artifact store.
-        class_names: Class names, index = class id.
-        pruned: Mark the pruning point on the learning curves.
-
     Returns:
         File name -> artifact id of what was uploaded.
     """
-    from hpo.plots import confusion_figure, learning_curves_figure, save_png
-
-    uploaded: dict[str, str] = {}
-    names = list(class_names)
-    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
-        folder = Path(tmp)
-        files: list[Path] = []
-        history = record.history or []
-        scores = record.scores
-        confusion = scores.confusion if scores is not None else None
-        per_class = scores.per_class_f1 if scores is not None else ()
-        if history:
-            fig = learning_curves_figure(
-                history, pruned=pruned, title=f"trial {trial.number} learning curves"
-            )
-            files.append(save_png(fig, folder / CURVES_PNG))
-        if confusion:
-            if len(names) != len(confusion):
-                names = [str(k) for k in range(len(confusion))]
-            title = f"trial {trial.number}: validation confusion matrix"
-            source = scores_source(record)
-            if source:
-                title += f"\n{source}"
-            fig = confusion_figure(confusion, names, title=title)
-            files.append(save_png(fig, folder / CONFUSION_PNG))
-        if per_class:
-            _write_csv(folder / PER_CLASS_CSV, per_class_rows(per_class, names, confusion))
-            files.append(folder / PER_CLASS_CSV)
-        for path in files:
-            uploaded[path.name] = upload_artifact(
-                artifact_store=store, file_path=os.fspath(path), study_or_trial=trial
-            )
-    return uploaded
+    return {
+        path.name: upload_artifact(
+            artifact_store=store, file_path=os.fspath(path), study_or_trial=trial
+        )
+        for path in files
+    }
 
 
 def read_artifact(store: Any, artifact_id: str) -> bytes:

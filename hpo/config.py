@@ -19,7 +19,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from hpo.components import LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
+from hpo.components import LOSSES, MODELS, OPTIMIZERS, SCHEDULERS, TRACKERS
 from hpo.exceptions import ConfigError
 from hpo.files import write_text_atomic
 from hpo.registry import Registry
@@ -35,6 +35,7 @@ __all__ = [
     "OptimizerSpec",
     "SchedulerSpec",
     "StrictModel",
+    "TrackerSpec",
     "TrainConfig",
     "TrainSettings",
     "apply_overrides",
@@ -44,6 +45,7 @@ __all__ = [
     "load_train_config",
     "load_yaml",
     "parse_overrides",
+    "tracker_specs",
     "train_config_from_dict",
 ]
 
@@ -68,6 +70,7 @@ _REGISTRIES: dict[str, Registry[Any, Any]] = {
     "loss": LOSSES,
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
+    "tracker": TRACKERS,
 }
 
 
@@ -168,6 +171,45 @@ class SchedulerSpec(Component):
 
 class LossSpec(Component):
     kind: ClassVar[str] = "loss"
+
+
+class TrackerSpec(Component):
+    """An experiment tracker and its settings (``{name: mlflow, tracking_uri: ...}``), declared
+    in :mod:`hpo.components.trackers`; built by ``hpo.trackers``."""
+
+    kind: ClassVar[str] = "tracker"
+
+
+def tracker_specs(raw: Any, *, where: str) -> tuple[TrackerSpec, ...]:
+    """Validate a list of trackers (``study.trackers`` of a study file, ``trackers`` of a
+    training config).
+
+    Args:
+        raw: The list as read from YAML (None: no trackers).
+        where: What to name in errors: the file and the key (``x.yaml: study.trackers``).
+
+    Raises:
+        ConfigError: not a list, an entry without a name, an unknown tracker or key, or a value
+            of the wrong type, naming ``where[i]``, the key and what is accepted.
+    """
+    if raw is None:
+        return ()
+    known = ", ".join(TRACKERS.names())
+    if not isinstance(raw, list | tuple):
+        raise ConfigError(
+            f"{where}: expected a list of trackers like [{{name: mlflow, tracking_uri: ...}}] "
+            f"(known: {known})"
+        )
+    specs = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        entry = {"name": item} if isinstance(item, str) else item
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{at}: expected a mapping with a tracker name (known: {known})")
+        params = {k: v for k, v in entry.items() if k != "name"}
+        TRACKERS.validate(entry["name"], params, where=at)
+        specs.append(TrackerSpec.model_validate(dict(entry)))
+    return tuple(specs)
 
 
 class KFoldConfig(StrictModel):
@@ -305,6 +347,8 @@ class TrainConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
     provenance: dict[str, Any] | None = None
+    trackers: tuple[TrackerSpec, ...] | None = None
+    """Experiment trackers ``hpo train`` logs to (``hpo export`` copies the study's)."""
 
     @model_validator(mode="after")
     def _check_model_input(self) -> TrainConfig:
@@ -328,8 +372,9 @@ class TrainConfig(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
-        if out.get("provenance") is None:
-            out.pop("provenance", None)
+        for key in ("provenance", "trackers"):
+            if out.get(key) is None:
+                out.pop(key, None)
         return out
 
     def save(self, path: Path) -> None:
@@ -542,5 +587,6 @@ def load_train_config(path: Path, overrides: Iterable[str] = ()) -> TrainConfig:
     raw = load_yaml(path)
     if "study" in raw or "search_space" in raw:
         raw = {k: v for k, v in raw.items() if k in ("data", "train")}
+    tracker_specs(raw.get("trackers"), where=f"{path}: trackers")  # one line naming the entry
     raw = apply_overrides(raw, parse_overrides(overrides))
     return train_config_from_dict(raw, str(path))

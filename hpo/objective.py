@@ -112,6 +112,8 @@ class Objective:
         on_event: Called with ``{"event": "trial_start", "trial": N}`` and, after every epoch,
             ``{"event": "epoch", "trial": N, "fold": F, "epoch": E, "f1": X}`` (JSON-ready: a
             supervised worker forwards them to its parent's live view).
+        on_epoch: Called after every epoch with the trial's number, the fold and the epoch's
+            ``EpochResult.to_dict()`` (experiment trackers log it as it happens).
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class Objective:
         self._splits: dict[tuple[Any, ...], list[Split]] = {}
         self.worker_info = WorkerInfo.this_process(str(device))
         self.on_event: Callable[[dict[str, Any]], None] | None = None
+        self.on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None
 
     @property
     def worker(self) -> dict[str, Any]:
@@ -198,6 +201,8 @@ class Objective:
             if result.epoch == 1:
                 summary.history.append([])
             summary.history[-1].append(result.to_dict())
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, fold or 0, result.to_dict())
             if self.on_event is not None:
                 f1 = None if result.macro_f1 is None else float(result.macro_f1)
                 self.on_event(

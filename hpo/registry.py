@@ -229,6 +229,8 @@ class Registry(Generic[T, I]):
                 raise ConfigError(
                     f"{at}: unknown parameter of {self.kind} {name!r}; known: {known}"
                 ) from None
+            if err["type"] == "missing":
+                raise ConfigError(f"{at}: required by {self.kind} {name!r}") from None
             raise ConfigError(f"{at}: {err['msg']} (got {err.get('input')!r})") from None
         return model.model_dump()
 

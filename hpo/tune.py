@@ -19,7 +19,7 @@ from hpo.exceptions import ConfigError
 from hpo.interrupts import raise_if_stopped
 from hpo.lr_check import ScheduleRange, schedule_ranges
 from hpo.objective import Objective, trial_config
-from hpo.publish import Publisher, check_publishing
+from hpo.publish import Publisher, check_publishing, prepare_trackers
 from hpo.space import Space, parse_space
 from hpo.study import (
     StudySpec,
@@ -77,8 +77,10 @@ class TuneSession:
         on_trial_end: Callable[[FrozenTrial], None] | None = None,
         on_wait: Callable[[int], None] | None = None,
     ) -> WorkerResult:
-        # Pictures, notes and TensorBoard runs of every trial this worker finishes.
-        objective = Publisher.create(self.spec, self.study, self.samples).wrap(self.objective)
+        # Pictures, notes and tracker runs of every trial this worker runs.
+        publisher = Publisher.create(self.spec, self.study, self.samples)
+        self.objective.on_epoch = publisher.epoch
+        objective = publisher.wrap(self.objective)
 
         # Safe points between trials: a stop that waited for a finished trial to be told, or
         # whose raise Python swallowed, is raised there (hpo.interrupts).
@@ -369,6 +371,7 @@ def prepare_session(
     warm = apply_warm_start(study, plan) if plan is not None else None
     if loaded is None and (n_trials is None or finished_count(study) < n_trials):
         loaded = load_training_data(base.data, advance=advance)
+    prepare_trackers(spec, study)  # an MLflow store's tables and parent run, before workers
 
     def load(cfg: DataConfig) -> LoadedData:
         # No progress bar here: a trial runs under the caller's own progress display.

@@ -163,7 +163,7 @@ def _run(
     if n_trials is None and timeout is None:
         raise ConfigError("give --n-trials N (study-wide total) or --timeout SECONDS")
     if tensorboard is not None:
-        from hpo.tensorboard import require_tensorboard
+        from hpo.trackers import require_tensorboard
 
         require_tensorboard()  # before the data is loaded
         overrides = (*overrides, f"study.tensorboard={tensorboard}")

@@ -59,6 +59,11 @@ def _parse_folds(value: str | None, n_splits: int) -> list[int] | None:
     default=None,
     help="Write the run's TensorBoard events (per epoch and fold) into DIR/<run dir name>.",
 )
+@click.option(
+    "--no-trackers",
+    is_flag=True,
+    help="Log to none of the config's trackers (its `trackers:` list; --tensorboard still works).",
+)
 def train(
     config_path: Path,
     out_dir: Path | None,
@@ -68,24 +73,28 @@ def train(
     folds: str | None,
     quiet: bool,
     tensorboard: Path | None,
+    no_trackers: bool,
 ) -> None:
     """Train on all data (--full) or as a K-fold ensemble and write a run directory."""
     from rich.markup import escape
 
     from hpo.cli._console import make_console
     from hpo.cli._steps import StepBars
-    from hpo.config import load_train_config
+    from hpo.config import TrackerSpec, load_train_config
+    from hpo.trackers import TrainTracking, require_trackers
     from hpo.train import configure_backends, resolve_device, seed_everything
     from hpo.train.loop import EpochResult
     from hpo.train.runner import resolve_folds, train_run
 
     if full and folds is not None:
         raise ConfigError("--full and --folds exclude each other: --full trains on all data")
+    extra = []
     if tensorboard is not None:
-        from hpo.tensorboard import require_tensorboard
-
-        require_tensorboard()
+        extra.append(TrackerSpec.model_validate({"name": "tensorboard", "dir": str(tensorboard)}))
+        require_trackers(extra, where="--tensorboard")
     config = load_train_config(config_path, overrides)
+    if not no_trackers:
+        require_trackers(config.trackers or (), where=f"{config_path}: trackers")
     chosen = _parse_folds(folds, config.train.kfold.n_splits)
     torch_device = resolve_device(device)
     configure_backends(torch_device)
@@ -106,18 +115,17 @@ def train(
         )
 
     callback = None if quiet else on_epoch_end
-    events = None
-    if tensorboard is not None:
-        from hpo.tensorboard import EventWriter
+    tracking = TrainTracking(
+        config, run_dir, device=str(torch_device), extra=extra, use_config=not no_trackers
+    )
+    if tracking:
 
-        events = EventWriter(tensorboard / run_dir.name)
-
-        def on_epoch_end_tb(part: str, r: EpochResult) -> None:
-            events.epoch(part, r.to_dict())
+        def on_epoch_end_tracked(part: str, r: EpochResult) -> None:
+            tracking.epoch(part, r.to_dict())
             if not quiet:
                 on_epoch_end(part, r)
 
-        callback = on_epoch_end_tb
+        callback = on_epoch_end_tracked
     if not quiet:
         what = "all data" if full else f"folds {resolve_folds(config, chosen)}"
         console.print(
@@ -127,6 +135,7 @@ def train(
             )
         )
     bars = StepBars(console)
+    report = None
     try:
         report = train_run(
             config,
@@ -137,18 +146,14 @@ def train(
             progress=None if quiet else bars.callback,
             on_epoch_end=callback,
         )
-        if events is not None:
-            from hpo.tensorboard import flat_hparams
-
-            # An exported config's sampled values, else every training setting.
-            params = (config.provenance or {}).get("params")
-            events.hparams(
-                params or flat_hparams(config.to_dict()["train"]), report["mean_macro_f1"]
-            )
+    except BaseException as exc:
+        if tracking:
+            tracking.end(None, error=exc)
+        raise
     finally:
         bars.close()
-        if events is not None:
-            events.close()
+    if tracking:
+        tracking.end(report)
     click.echo(f"run dir: {run_dir}")
     if report["mean_macro_f1"] is not None:
         scores = " ".join(f"{r['macro_f1']:.4f}" for r in report["results"])

@@ -14,7 +14,8 @@ its info:
   optimizer step), and ``needs_metric``: whether it steps on the validation macro-F1;
 - a pruner's ``unit``: ``epoch`` (one report per epoch, step ``fold * epochs + epoch``) or
   ``fold`` (one report per fold, step = fold);
-- a sampler's ``exhaustible``: whether it can run out of points (grid), ending the worker.
+- a sampler's ``exhaustible``: whether it can run out of points (grid), ending the worker;
+- a tracker's ``package`` and ``extra``: the library it needs and the extra that installs it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ __all__ = [
     "PRUNERS",
     "SAMPLERS",
     "SCHEDULERS",
+    "TRACKERS",
     "ModelInfo",
     "PrunerInfo",
     "SamplerInfo",
     "SchedulerInfo",
+    "TrackerInfo",
 ]
 
 
@@ -116,6 +119,20 @@ class SamplerInfo:
 
 
 @dataclass(frozen=True)
+class TrackerInfo:
+    """A tracker entry's facts.
+
+    Attributes:
+        package: The module it imports (``mlflow``); naming the tracker without it installed is
+            refused before any trial.
+        extra: hpo's optional extra that installs it (``pip install -e ".[mlflow]"``).
+    """
+
+    package: str
+    extra: str
+
+
+@dataclass(frozen=True)
 class _NoInfo:
     pass
 
@@ -152,4 +169,10 @@ SAMPLERS: Registry[optuna.samplers.BaseSampler, SamplerInfo] = Registry(
 )
 PRUNERS: Registry[optuna.pruners.BasePruner, PrunerInfo] = Registry(
     "pruner", loader="hpo.study._pruners", default_info=PrunerInfo()
+)
+TRACKERS: Registry[Any, TrackerInfo] = Registry(
+    "tracker",
+    runtime=("context",),
+    loader="hpo.trackers",
+    declarations="hpo.components.trackers",
 )

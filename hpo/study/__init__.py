@@ -49,10 +49,18 @@ from hpo.study._record import (
     record_fail_reason_by_id,
     record_result,
     record_study_spec,
+    record_tracker_parent,
     record_worker,
 )
 from hpo.study._samplers import build_sampler
-from hpo.study._spec import StudySettings, StudySpec, load_study_spec, storage_for, study_file
+from hpo.study._spec import (
+    StudySettings,
+    StudySpec,
+    load_study_spec,
+    storage_for,
+    study_file,
+    trackers_for,
+)
 from hpo.study._storage import (
     list_study_names,
     load_study,
@@ -141,6 +149,7 @@ __all__ = [
     "record_fail_reason_by_id",
     "record_result",
     "record_study_spec",
+    "record_tracker_parent",
     "record_worker",
     "resolve_storage_url",
     "run_worker",
@@ -150,5 +159,6 @@ __all__ = [
     "study_file",
     "summarize_studies",
     "top_trials",
+    "trackers_for",
     "trained_trials",
 ]

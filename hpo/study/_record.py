@@ -32,8 +32,10 @@ A trial's attributes (``TrialRecord`` field: key, JSON shape):
 
 A study's attributes (``StudyRecord``): ``hpo:spec`` (the comparable part of the study file),
 ``hpo:data_fingerprint``, ``hpo:class_names``, ``hpo:enqueued`` (the Optuna parameters of
-every ``study.enqueue`` entry enqueued so far, a list of mappings) and ``hpo:warm_starts``
-(the studies imported so far: ``[{"study", "storage", "imported"}]``, storage masked).
+every ``study.enqueue`` entry enqueued so far, a list of mappings), ``hpo:warm_starts``
+(the studies imported so far: ``[{"study", "storage", "imported"}]``, storage masked) and
+``hpo:tracker_parents`` (a tracker's run that the study's trial runs nest under, by tracker
+key: ``{"mlflow|URI|EXPERIMENT_ID": RUN_ID}``).
 
 Optuna has no call that writes several attributes at once, so every attribute is one storage
 round trip: the objective writes a trial's results once, when it ends, not after every fold.
@@ -44,7 +46,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -64,6 +66,7 @@ __all__ = [
     "IMPORTED_ATTR",
     "METRIC_KEYS",
     "SPEC_ATTR",
+    "TRACKER_PARENTS_ATTR",
     "WORKER_ATTR",
     "CutFold",
     "ImportedFrom",
@@ -86,6 +89,7 @@ __all__ = [
     "record_result",
     "record_study_spec",
     "record_warm_start",
+    "record_tracker_parent",
     "record_worker",
 ]
 
@@ -430,6 +434,8 @@ class StudyRecord:
         class_names: Class names, index = class id (reports name classes by them).
         enqueued: The Optuna parameters of each ``study.enqueue`` entry enqueued so far.
         warm_starts: The studies imported so far (``hpo run --warm-start``).
+        tracker_parents: Tracker key -> id of the run the study's trial runs nest under (an
+            MLflow parent run); empty when none.
     """
 
     spec: dict[str, Any] | None = None
@@ -437,6 +443,7 @@ class StudyRecord:
     class_names: tuple[str, ...] | None = None
     enqueued: tuple[dict[str, Any], ...] = ()
     warm_starts: tuple[WarmStartSource, ...] = ()
+    tracker_parents: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> StudyRecord:
@@ -445,6 +452,7 @@ class StudyRecord:
         enqueued = attrs.get(ENQUEUED_ATTR)
         sources = attrs.get(WARM_STARTS_ATTR)
         warm = [WarmStartSource.from_json(v) for v in sources or () if isinstance(sources, list)]
+        parents = attrs.get(TRACKER_PARENTS_ATTR)
         return cls(
             spec=dict(spec) if isinstance(spec, Mapping) else None,
             data_fingerprint=_str(attrs.get(DATA_FINGERPRINT_ATTR)),
@@ -455,6 +463,11 @@ class StudyRecord:
                 if isinstance(enqueued, list) and isinstance(v, Mapping)
             ),
             warm_starts=tuple(w for w in warm if w is not None),
+            tracker_parents=(
+                {str(k): str(v) for k, v in parents.items()}
+                if isinstance(parents, Mapping)
+                else {}
+            ),
         )
 
 
@@ -609,3 +622,13 @@ def record_class_names(study: optuna.Study, class_names: Sequence[str]) -> None:
     names = [str(v) for v in class_names]
     if study.user_attrs.get(CLASS_NAMES_ATTR) != names:
         study.set_user_attr(CLASS_NAMES_ATTR, names)
+
+
+def record_tracker_parent(study: optuna.Study, key: str, run_id: str) -> None:
+    """Record ``run_id`` as the run that ``study``'s trial runs in tracker ``key`` nest under.
+
+    The other trackers' entries are kept (read, then written: one attribute holds them all).
+    """
+    parents = dict(read_study_record(study).tracker_parents)
+    parents[key] = run_id
+    study.set_user_attr(TRACKER_PARENTS_ATTR, parents)

@@ -15,6 +15,7 @@ from pydantic import Field
 from hpo.components import PRUNERS, SAMPLERS
 from hpo.config import (
     StrictModel,
+    TrackerSpec,
     TrainConfig,
     apply_overrides,
     blame_override,
@@ -22,6 +23,7 @@ from hpo.config import (
     load_yaml,
     parse_overrides,
     register_section_model,
+    tracker_specs,
     train_config_from_dict,
 )
 from hpo.exceptions import ConfigError
@@ -40,6 +42,7 @@ __all__ = [
     "load_study_spec",
     "storage_for",
     "study_file",
+    "trackers_for",
 ]
 
 
@@ -67,11 +70,21 @@ class StudySettings(StrictModel):
     """Artifact store of the trials' pictures: a folder or ``s3://bucket/prefix``; null means
     ``<study file dir>/<name>.artifacts``."""
     tensorboard: Path | None = None
-    """Folder for TensorBoard event files, one run per trial; null writes none."""
+    """Folder for TensorBoard event files, one run per trial; null writes none. Short for
+    ``trackers: [{name: tensorboard, dir: DIR}]``."""
     enqueue: list[Any] = Field(default_factory=list)
     """Known configurations tried first, once per study: each maps searched keys (the keys of
     ``search_space``) to values; a conditional choice takes its branch name or
     ``{name: BRANCH, PARAM: value}``. Keys left out are sampled."""
+    trackers: tuple[TrackerSpec, ...] = ()
+    """Experiment trackers (tensorboard, mlflow, wandb), each trial one run in each."""
+
+    def all_trackers(self) -> tuple[TrackerSpec, ...]:
+        """``trackers`` with the ``tensorboard`` shorthand as one more."""
+        if self.tensorboard is None:
+            return self.trackers
+        shorthand = TrackerSpec.model_validate({"name": "tensorboard", "dir": self.tensorboard})
+        return (*self.trackers, shorthand)
 
 
 class StudySpec(StrictModel):
@@ -173,6 +186,15 @@ def _validated(
     space: dict[str, Any],
     parsed: list[tuple[str, Any]],
 ) -> StudySpec:
+    trackers = tracker_specs(raw["study"].get("trackers"), where=f"{path}: study.trackers")
+    if raw["study"].get("tensorboard") is not None and any(
+        t.name == "tensorboard" for t in trackers
+    ):
+        raise ConfigError(
+            f"{path}: study.tensorboard and a tensorboard entry of study.trackers are both set; "
+            "keep one (study.tensorboard: DIR is short for study.trackers: [{name: tensorboard, "
+            "dir: DIR}])"
+        )
     try:
         settings = StudySettings.model_validate(raw["study"])
     except pydantic.ValidationError as exc:
@@ -233,6 +255,27 @@ def storage_for(name: str, *, cli: str | None, config: Path | None = None) -> st
         section = load_yaml(path).get("study") or {}
         spec_url = section.get("storage") if isinstance(section, dict) else None
     return resolve_storage_url(name, cli=cli, spec=spec_url, studies_dir=path.parent)
+
+
+def trackers_for(name: str, *, config: Path | None = None) -> tuple[TrackerSpec, ...]:
+    """The trackers of study ``name``'s file (``study.trackers`` and ``study.tensorboard``),
+    for ``hpo export`` to copy into the exported config; none when there is no file.
+
+    Raises:
+        ConfigError: the file's trackers are invalid (naming the entry and key).
+    """
+    path = study_file(name, config=config)
+    if not path.is_file():
+        return ()
+    section = load_yaml(path).get("study") or {}
+    if not isinstance(section, dict):
+        return ()
+    trackers = tracker_specs(section.get("trackers"), where=f"{path}: study.trackers")
+    folder = section.get("tensorboard")
+    if folder is not None:
+        shorthand = {"name": "tensorboard", "dir": str(folder)}
+        trackers = (*trackers, *tracker_specs([shorthand], where=f"{path}: study.tensorboard"))
+    return trackers
 
 
 def _check_grace_period(settings: StudySettings, source: str, *, overridden: bool) -> None:

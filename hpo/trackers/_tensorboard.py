@@ -1,7 +1,8 @@
 """TensorBoard event files: per-epoch curves of each fold plus hparams, one run per trial.
 
-Scalars are ``train_loss/fold_K``, ``val_macro_f1/fold_K`` and ``lr/fold_K`` at step = epoch
-(1-based), and the run's sampled values with its final value (``hparams/macro_f1``) go into
+Scalars are ``train_loss/fold_K``, ``val_loss/fold_K``, ``val_macro_f1/fold_K``,
+``val_accuracy/fold_K`` and ``lr/fold_K`` at step = epoch (1-based), written as each epoch
+ends, and the run's sampled values with its final value (``hparams/macro_f1``) go into
 TensorBoard's HParams view, which compares trials. TensorBoard is an optional dependency
 (``pip install -e ".[tensorboard]"``).
 """
@@ -12,11 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hpo.components import TRACKERS
 from hpo.exceptions import ConfigError
+from hpo.trackers._base import RunEnd, RunInfo, Tracker, TrackerContext, epoch_metrics
 
 __all__ = [
     "METRIC_TAG",
     "EventWriter",
+    "TensorBoardTracker",
     "flat_hparams",
     "require_tensorboard",
     "write_trial_events",
@@ -71,10 +75,9 @@ class EventWriter:
     def epoch(self, part: str, result: Mapping[str, Any]) -> None:
         """Log one epoch (``EpochResult.to_dict()``) of ``part`` (``fold_0``, ``full``)."""
         step = int(result["epoch"])
-        for key, tag in (("train_loss", "train_loss"), ("macro_f1", "val_macro_f1"), ("lr", "lr")):
-            value = result.get(key)
-            if value is not None:
-                self._writer.add_scalar(f"{tag}/{part}", float(value), step)
+        for tag, value in epoch_metrics(part, result).items():
+            self._writer.add_scalar(tag, value, step)
+        self._writer.flush()  # live: TensorBoard shows the epoch now
 
     def hparams(self, values: Mapping[str, Any], value: float | None) -> None:
         """The run's settings and its final value, for the HParams view."""
@@ -124,3 +127,47 @@ def write_trial_events(
     finally:
         writer.close()
     return run_dir
+
+
+class TensorBoardTracker(Tracker):
+    """A TensorBoard run per trial (``DIR/trial_NNNN``) or per ``hpo train`` (``DIR/<run>``).
+
+    Args:
+        dir: The folder of the runs.
+    """
+
+    def __init__(self, *, dir: Path) -> None:
+        self.dir = Path(dir)
+        self.label = f"tensorboard ({self.dir})"
+        self._writer: EventWriter | None = None
+        self._params: dict[str, Any] = {}
+        self._trial: int | None = None
+
+    def start(self, run: RunInfo) -> None:
+        folder = f"trial_{run.trial:04d}" if run.trial is not None else run.name
+        self._writer = EventWriter(self.dir / folder)
+        self._params, self._trial = dict(run.params), run.trial
+        if not self._params and run.kind == "train":  # a config not exported: its settings
+            train = {k: v for k, v in run.config.items() if k.startswith("train.")}
+            self._params = {k.removeprefix("train."): v for k, v in train.items()}
+
+    def epoch(self, part: str, result: Mapping[str, Any]) -> None:
+        assert self._writer is not None
+        self._writer.epoch(part, result)
+
+    def end(self, outcome: RunEnd) -> None:
+        writer, self._writer = self._writer, None
+        assert writer is not None
+        try:
+            values = dict(self._params)
+            if self._trial is not None:
+                # A pruned trial is compared at the last score it reached.
+                values |= {"trial": self._trial, "state": outcome.state.lower()}
+            writer.hparams(values, outcome.score)
+        finally:
+            writer.close()
+
+
+@TRACKERS.register("tensorboard")
+def _tensorboard(*, context: TrackerContext, dir: str) -> Tracker:
+    return TensorBoardTracker(dir=Path(dir))
