@@ -1,13 +1,15 @@
 """Export a study's best (or chosen) trial as the training config ``hpo train`` reads.
 
 The exported file is the trial's own ``TrainConfig`` (stored by the objective in the trial's
-record, ``TrialRecord.config``) plus a ``provenance`` section saying where it came from. It
+record, ``TrialRecord.config``) plus a ``provenance`` section saying where it came from, and the
+study's experiment trackers (``trackers``) so ``hpo train`` logs to them too. It
 holds nothing that changes between exports (no timestamps of the export itself), so exporting
 the same trial twice gives the same bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import __version__
-from hpo.config import TrainConfig, train_config_from_dict
+from hpo.config import TrackerSpec, TrainConfig, train_config_from_dict
 from hpo.exceptions import StorageError
 from hpo.files import make_dir
 from hpo.study import (
@@ -120,8 +122,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -> TrainConfig:
-    """The trial's TrainConfig with a ``provenance`` section.
+def exported_config(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    storage_url: str,
+    *,
+    trackers: Sequence[TrackerSpec] = (),
+) -> TrainConfig:
+    """The trial's TrainConfig with a ``provenance`` section (and ``trackers``, if any).
 
     Provenance keys: ``study``, ``trial``, ``value``, ``direction``, ``fold_scores``,
     ``per_class_f1``, ``params`` (sorted by name), ``completed`` (the trial's completion time),
@@ -157,11 +165,15 @@ def exported_config(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
         "storage": mask_url(storage_url),
         "hpo_version": __version__,
     }
-    return base.model_copy(update={"provenance": provenance})
+    return base.model_copy(update={"provenance": provenance, "trackers": tuple(trackers) or None})
 
 
 def export_trial(
-    study_name: str, storage_url: str, *, trial_number: int | None = None
+    study_name: str,
+    storage_url: str,
+    *,
+    trial_number: int | None = None,
+    trackers: Sequence[TrackerSpec] = (),
 ) -> Exported:
     """Load the study and build the export of its best (or the given) trial.
 
@@ -169,13 +181,14 @@ def export_trial(
         study_name: Name of the Optuna study.
         storage_url: Its storage (see ``hpo.study.storage_for``).
         trial_number: Export this trial instead of the best one.
+        trackers: The study's trackers (``hpo.study.trackers_for``), copied into the export.
 
     Raises:
         StorageError: no such study, no complete trial, or the trial cannot be exported.
     """
     study = load_study(study_name, storage_url)
     trial = select_trial(study, trial_number)
-    config = exported_config(study, trial, storage_url)
+    config = exported_config(study, trial, storage_url, trackers=trackers)
     return Exported(
         config=config,
         study_name=study_name,
@@ -221,8 +234,11 @@ def select_top(study: optuna.Study, k: int) -> list[FrozenTrial]:
     return chosen
 
 
-def export_top(study_name: str, storage_url: str, k: int) -> list[Exported]:
-    """The exports of the ``k`` best distinct trials (fewer when the study has fewer).
+def export_top(
+    study_name: str, storage_url: str, k: int, *, trackers: Sequence[TrackerSpec] = ()
+) -> list[Exported]:
+    """The exports of the ``k`` best distinct trials (fewer when the study has fewer), each
+    with the study's ``trackers``.
 
     Raises:
         StorageError: no such study, no complete trial, or a trial cannot be exported.
@@ -230,7 +246,7 @@ def export_top(study_name: str, storage_url: str, k: int) -> list[Exported]:
     study = load_study(study_name, storage_url)
     return [
         Exported(
-            config=exported_config(study, trial, storage_url),
+            config=exported_config(study, trial, storage_url, trackers=trackers),
             study_name=study_name,
             trial_number=trial.number,
             value=float(trial.value) if trial.value is not None else float("nan"),

@@ -46,15 +46,16 @@ def export(
 ) -> None:
     """Write the best (or the chosen) trial as a config for `hpo train --config`."""
     from hpo.export import default_export_path, export_top, export_trial, write_top
-    from hpo.study import storage_for
+    from hpo.study import storage_for, trackers_for
 
     url = storage_for(study_name, cli=storage)
+    trackers = trackers_for(study_name)  # the study file's, so `hpo train` logs there too
     if top is not None:
         if trial_number is not None:
             raise ConfigError("--top and --trial exclude each other")
         if out is not None and out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out}: with --top, a folder (it is a file)")
-        exports = export_top(study_name, url, top)
+        exports = export_top(study_name, url, top, trackers=trackers)
         for exported, path in zip(exports, write_top(exports, out or Path(".")), strict=True):
             click.echo(
                 f"wrote {path}: study {exported.study_name!r}, trial {exported.trial_number}, "
@@ -63,7 +64,7 @@ def export(
         if len(exports) < top:
             click.echo(f"the study has {len(exports)} distinct complete trial(s), not {top}")
         return
-    exported = export_trial(study_name, url, trial_number=trial_number)
+    exported = export_trial(study_name, url, trial_number=trial_number, trackers=trackers)
     path = out or default_export_path(exported.study_name, exported.trial_number)
     exported.config.save(path)
     click.echo(
