@@ -20,14 +20,14 @@ import pytest
 from pydantic import BaseModel
 
 from hpo.cli import cli
-from hpo.components import LOSSES, MODELS, OPTIMIZERS, PRUNERS, SAMPLERS, SCHEDULERS
+from hpo.components import LOSSES, MODELS, OPTIMIZERS, PRUNERS, SAMPLERS, SCHEDULERS, TRACKERS
 from hpo.config import Component, DataConfig, TrainConfig, TrainSettings
 from hpo.study import StudySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference.md"
 STUDY_FILE = ROOT / "docs" / "study-file.md"
-REGISTRIES = (MODELS, OPTIMIZERS, SCHEDULERS, LOSSES, SAMPLERS, PRUNERS)
+REGISTRIES = (MODELS, OPTIMIZERS, SCHEDULERS, LOSSES, SAMPLERS, PRUNERS, TRACKERS)
 
 
 def _commands() -> Iterator[tuple[click.Command, click.Context]]:
@@ -137,7 +137,7 @@ def _keys(model: type[BaseModel], prefix: str) -> Iterator[str]:
 
 
 def schema_keys() -> set[str]:
-    keys = {"study", "data", "train", "search_space", "provenance"}
+    keys = {"study", "data", "train", "search_space", "provenance", "trackers"}
     keys |= set(_keys(StudySettings, "study"))
     keys |= set(_keys(DataConfig, "data"))
     keys |= set(_keys(TrainSettings, "train"))
@@ -160,7 +160,7 @@ def test_every_study_file_key_is_documented() -> None:
     expected = schema_keys()
     missing = sorted(expected - documented)
     assert not missing, "docs/study-file.md has no row for:\n  " + "\n  ".join(missing)
-    sections = ("study", "data", "train", "provenance")
+    sections = ("study", "data", "train", "provenance", "trackers")
     stale = sorted(k for k in documented - expected if k.split(".")[0] in sections)
     assert not stale, "docs/study-file.md documents keys the schema lacks:\n  " + "\n  ".join(
         stale

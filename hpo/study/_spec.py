@@ -83,7 +83,9 @@ class StudySettings(StrictModel):
         """``trackers`` with the ``tensorboard`` shorthand as one more."""
         if self.tensorboard is None:
             return self.trackers
-        shorthand = TrackerSpec.model_validate({"name": "tensorboard", "dir": self.tensorboard})
+        shorthand = TrackerSpec.model_validate(
+            {"name": "tensorboard", "dir": str(self.tensorboard)}
+        )
         return (*self.trackers, shorthand)
 
 
