@@ -4,7 +4,6 @@ with MLflow's own client."""
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,18 +65,3 @@ def test_a_dead_server_costs_no_trial_and_the_log_says_what_was_lost(
     for number, line in enumerate(lost):
         assert line.startswith(f"trial {number}: mlflow ({uri}) failed (")
         assert line.endswith("not recorded there: the whole run")
-
-
-def test_a_missing_mlflow_is_one_line_before_anything_is_written(
-    tmp_path: Path, demo_data: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    path = _study(tmp_path, demo_data, {"name": "mlflow", "tracking_uri": uri})
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # what `import mlflow` does without it
-    code, _, err = run_cli("run", "--study", "tiny", "--config", path, "--n-trials", "1")
-    assert code == 2
-    assert err == (
-        "error: study.trackers[0]: tracker 'mlflow' needs the mlflow package: pip install mlflow"
-        ' (or pip install -e ".[mlflow]")\n'
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
