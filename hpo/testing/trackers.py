@@ -105,7 +105,7 @@ def read_wandb_run(folder: Path) -> WandbRun:
     (path,) = folder.glob("run-*.wandb")
     run = WandbRun(folder=folder)
     for chunk in _chunks(path.read_bytes()):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]
         record.ParseFromString(chunk)
         kind = record.WhichOneof("record_type")
         if kind == "run":

@@ -68,10 +68,20 @@ def test_pruned_failed_and_stopped_trials_end_their_runs(
     )
     study = publisher.study
 
+    live: list[tuple[str, list[tuple[int, float]]]] = []
+
     def objective(trial: optuna.Trial) -> float:
         record_worker(trial, WorkerInfo.this_process("cpu"))
         publisher.epoch(trial.number, 0, EPOCH)
         if trial.number == 0:
+            # The epoch is in MLflow while the trial still runs.
+            (running,) = MlflowClient(tracking_uri=uri).search_runs(
+                [publisher.trackers.trackers[0].experiment_id()], "tags.`hpo.trial` = '0'"
+            )
+            points = MlflowClient(tracking_uri=uri).get_metric_history(
+                running.info.run_id, "val_macro_f1/fold_0"
+            )
+            live.append((running.info.status, [(m.step, m.value) for m in points]))
             record_result(
                 trial, fold_scores=[], epochs_trained=1, history=[[EPOCH]], seconds=1.0,
                 device="cpu", pruned_at_step=0, cut_fold=CutFold(fold=0, epoch=1, epochs=2),
@@ -87,6 +97,7 @@ def test_pruned_failed_and_stopped_trials_end_their_runs(
     with pytest.raises(Interrupted):
         study.optimize(wrapped, n_trials=1)
 
+    assert live == [("RUNNING", [(1, 0.125)])]
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("outcomes")
     assert experiment is not None
