@@ -25,7 +25,7 @@ from hpo.trackers._base import (
     epoch_metrics,
     flat_settings,
 )
-from hpo.trackers._mlflow import MlflowTracker, mlflow_client, sqlite_path
+from hpo.trackers._mlflow import MlflowTracker, mlflow_client, param_key, sqlite_path
 from hpo.trackers._open import open_trackers, require_trackers
 from hpo.trackers._set import TrackerSet
 from hpo.trackers._tensorboard import (
@@ -57,6 +57,7 @@ __all__ = [
     "flat_settings",
     "mlflow_client",
     "open_trackers",
+    "param_key",
     "require_tensorboard",
     "require_trackers",
     "sqlite_path",

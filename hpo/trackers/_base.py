@@ -153,3 +153,6 @@ class Tracker(ABC):
     @abstractmethod
     def end(self, outcome: RunEnd) -> None:
         """Record the outcome and pictures, and close the run."""
+
+    def abandon(self) -> None:  # noqa: B027  (optional)
+        """Close a run this tracker failed in (one attempt; the run is not told more)."""

@@ -15,6 +15,7 @@ the environment sets them) so a tracking server that went away costs a trial sec
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import optuna
     from mlflow import MlflowClient
 
-__all__ = ["HTTP_DEFAULTS", "MlflowTracker", "mlflow_client", "sqlite_path"]
+__all__ = ["HTTP_DEFAULTS", "MlflowTracker", "mlflow_client", "param_key", "sqlite_path"]
 
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -58,6 +59,14 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
+
+
+def param_key(name: str) -> str:
+    """A setting's name as MLflow accepts it: a conditional parameter's branch
+    (``train.loss[focal].gamma``) becomes a dotted part (``train.loss.focal.gamma``), any other
+    character MLflow refuses an underscore."""
+    dotted = re.sub(r"\[([^\]]*)\]", r".\1", name)
+    return re.sub(r"[^\w./\- :]", "_", dotted)
 
 
 class MlflowTracker(Tracker):
@@ -167,10 +176,11 @@ class MlflowTracker(Tracker):
         if self.context.study is not None and run.kind == "trial":
             tags["mlflow.parentRunId"] = self.parent_run(self.context.study)
         if run.params:
-            tags["hpo.sampled"] = ", ".join(sorted(run.params))
+            tags["hpo.sampled"] = ", ".join(sorted(param_key(k) for k in run.params))
         created = self.client.create_run(self.experiment_id(), run_name=run.name, tags=tags)
         self._run_id = created.info.run_id
-        params = [Param(k, _text(v)[:6000]) for k, v in sorted(run.settings().items())]
+        settings = {param_key(k): _text(v)[:6000] for k, v in run.settings().items()}
+        params = [Param(k, v) for k, v in sorted(settings.items())]
         for i in range(0, len(params), 100):  # MLflow takes 100 params per batch
             self.client.log_batch(self._run_id, params=params[i : i + 100], synchronous=True)
 
@@ -185,7 +195,7 @@ class MlflowTracker(Tracker):
     def end(self, outcome: RunEnd) -> None:
         from mlflow.entities import Metric, RunTag
 
-        run_id, self._run_id = self._run_id, None
+        run_id = self._run_id
         assert run_id is not None
         metrics = []
         if outcome.value is not None:
@@ -197,6 +207,12 @@ class MlflowTracker(Tracker):
         for path in outcome.pictures:
             self.client.log_artifact(run_id, str(path), artifact_path="pictures")
         self.client.set_terminated(run_id, _STATUS[outcome.state])
+        self._run_id = None
+
+    def abandon(self) -> None:
+        run_id, self._run_id = self._run_id, None
+        if run_id is not None:
+            self.client.set_terminated(run_id, "FAILED")
 
 
 @TRACKERS.register("mlflow")

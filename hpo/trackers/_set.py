@@ -20,8 +20,10 @@ class TrackerSet:
     """The trackers of a study (or of ``hpo train``), called together.
 
     Every call to every tracker is caught: a tracker that raises (server away, disk full) gets
-    one warning naming the run, the tracker and what was not recorded, and is not called again
-    until the next run starts, so a dead server costs one timeout per run, not one per epoch.
+    one warning naming the run, the tracker and what was not recorded, one attempt to close its
+    run (``Tracker.abandon``: a run left open would read as still training), and is not called
+    again until the next run starts, so a dead server costs a run a timeout or two, not one per
+    epoch.
 
     Args:
         trackers: The trackers.
@@ -98,6 +100,10 @@ class TrackerSet:
                     _one_line(exc),
                     what,
                 )
+                try:
+                    tracker.abandon()
+                except Exception as again:
+                    self._log.debug("%s: %s not closed: %s", name, tracker.label, again)
 
 
 def _one_line(exc: BaseException) -> str:

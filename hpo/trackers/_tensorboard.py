@@ -167,6 +167,11 @@ class TensorBoardTracker(Tracker):
         finally:
             writer.close()
 
+    def abandon(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
 
 @TRACKERS.register("tensorboard")
 def _tensorboard(*, context: TrackerContext, dir: str) -> Tracker:

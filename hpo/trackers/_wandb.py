@@ -114,6 +114,11 @@ class WandbTracker(Tracker):
         finally:
             run.finish(exit_code=1 if outcome.state == "FAIL" else 0)
 
+    def abandon(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            run.finish(exit_code=1)
+
 
 @TRACKERS.register("wandb")
 def _wandb(

@@ -10,6 +10,7 @@ import pytest
 
 from hpo.study import FINISHED, read_study_record
 from hpo.testing.trackers import WandbRun
+from hpo.trackers import param_key
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -58,9 +59,8 @@ def check_mlflow_trials(uri: str, study: optuna.Study, *, epochs: int) -> None:
         assert run.info.run_name == f"{study.study_name}-trial-{trial.number}"
         assert {"hpo.host", "hpo.pid", "hpo.device"} <= set(tags)
         assert tags["hpo.state"] == trial.state.name
-        assert float(params["train.optimizer.lr"]) == pytest.approx(
-            trial.params["train.optimizer.lr"]
-        )
+        for name, value in trial.params.items():  # every sampled value, conditional ones too
+            assert params[param_key(name)] == str(value)
         assert params["train.model.name"] == "small_cnn"
         assert params["train.epochs"] == str(epochs)
         history = trial.user_attrs["history"]
@@ -91,9 +91,8 @@ def check_wandb_trials(runs: list[WandbRun], study: optuna.Study) -> None:
     for trial, run in zip(trials, mine, strict=True):
         assert run.group == study.study_name
         assert {t.split(":")[0] for t in run.tags} >= {"host", "pid", "device"}
-        assert run.config["train.optimizer.lr"] == pytest.approx(
-            trial.params["train.optimizer.lr"]
-        )
+        for name, value in trial.params.items():
+            assert run.config[name] == value
         assert run.config["train.model.name"] == "small_cnn"
         history = trial.user_attrs["history"]
         for fold, results in enumerate(history):

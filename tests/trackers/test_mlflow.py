@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from hpo.testing import free_port
-from hpo.testing.studies import write_tiny_study
+from hpo.testing.studies import tiny_study, write_tiny_study
 from tests.trackers.checks import check_mlflow_trials
 
 pytest.importorskip("mlflow")
@@ -21,21 +21,37 @@ pytest.importorskip("mlflow")
 CliRun = Callable[..., tuple[int, str, str]]
 
 
-def _study(tmp_path: Path, demo_data: Path, tracker: dict[str, Any], **study: Any) -> Path:
-    return write_tiny_study(tmp_path, demo_data, epochs=2, trackers=[tracker], **study)
+def _study(tmp_path: Path, demo_data: Path, tracker: dict[str, Any]) -> Path:
+    return write_tiny_study(tmp_path, demo_data, epochs=2, trackers=[tracker])
+
+
+def _conditional_study(tmp_path: Path, demo_data: Path, tracker: dict[str, Any]) -> Path:
+    """A study whose trials sample a conditional parameter (``train.loss[focal].gamma``)."""
+    path = tmp_path / "tiny.yaml"
+    settings: dict[str, Any] = {
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+    }
+    space = {
+        "train.optimizer.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
+        "train.loss": {"choice": {"focal": {"gamma": {"float": [0.5, 2.0]}}, "f1": {}}},
+    }
+    path.write_text(tiny_study(demo_data, study=settings, search_space=space, epochs=2))
+    return path
 
 
 def test_every_trial_is_a_child_run_with_its_curves_state_and_pictures(
     tmp_path: Path, demo_data: Path, run_cli: CliRun
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    path = _study(tmp_path, demo_data, {"name": "mlflow", "tracking_uri": uri})
+    path = _conditional_study(tmp_path, demo_data, {"name": "mlflow", "tracking_uri": uri})
     code, _, err = run_cli(
         "run", "--study", "tiny", "--config", path, "--n-trials", "2", "--quiet"
     )
     assert code == 0, err
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
     check_mlflow_trials(uri, study, epochs=2)
+    assert any("train.loss[focal].gamma" in t.params for t in study.trials)
     # Artifacts lie beside the SQLite file, not in the current directory.
     assert (tmp_path / "mlflow" / "mlartifacts").is_dir()
 

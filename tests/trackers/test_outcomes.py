@@ -145,6 +145,9 @@ class _Recorder(Tracker):
     def end(self, outcome: RunEnd) -> None:
         self.calls.append(f"end {outcome.state}")
 
+    def abandon(self) -> None:
+        self.calls.append("abandon")
+
 
 def test_a_broken_tracker_is_skipped_for_the_rest_of_the_run_only(
     caplog: pytest.LogCaptureFixture,
@@ -159,7 +162,10 @@ def test_a_broken_tracker_is_skipped_for_the_rest_of_the_run_only(
             trackers.end(RunEnd(state="COMPLETE", value=0.5))
     run = ["epoch 1", "epoch 2", "epoch 3", "end COMPLETE"]
     assert healthy.calls == ["start s-trial-0", *run, "start s-trial-1", *run]
-    assert broken.calls == ["start s-trial-0", "epoch 1", "start s-trial-1", "epoch 1"]
+    assert broken.calls == [
+        *("start s-trial-0", "epoch 1", "abandon"),
+        *("start s-trial-1", "epoch 1", "abandon"),
+    ]
     assert [r.getMessage() for r in caplog.records] == [
         f"trial {n}: broken failed (ConnectionError: server went away); not recorded there: "
         "epoch 2 of fold_0 and the rest of the run"
