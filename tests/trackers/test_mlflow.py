@@ -31,6 +31,7 @@ def _conditional_study(tmp_path: Path, demo_data: Path, tracker: dict[str, Any])
     settings: dict[str, Any] = {
         "sampler": {"name": "random", "seed": 0},
         "pruner": {"name": "none"},
+        "trackers": [tracker],
     }
     space = {
         "train.optimizer.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
