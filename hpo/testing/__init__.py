@@ -9,6 +9,8 @@
 - ``trials``: ``running_trial``, a trial started by hand as a worker starts one.
 - ``disks``: ``mounted_tmpfs``, a small real disk (a tmpfs) that a test can fill up.
 - ``cli``: ``one_error_line``, the one ``error:`` line a failing command ends with.
+- ``trackers``: W&B kept offline and local (``wandb_offline_env``), and its offline runs read
+  back from their record files (``read_wandb_runs``).
 """
 
 from __future__ import annotations
