@@ -88,8 +88,8 @@ __all__ = [
     "record_fail_reason_by_id",
     "record_result",
     "record_study_spec",
-    "record_warm_start",
     "record_tracker_parent",
+    "record_warm_start",
     "record_worker",
 ]
 
@@ -118,6 +118,7 @@ DATA_FINGERPRINT_ATTR = "hpo:data_fingerprint"
 CLASS_NAMES_ATTR = "hpo:class_names"
 ENQUEUED_ATTR = "hpo:enqueued"
 WARM_STARTS_ATTR = "hpo:warm_starts"
+TRACKER_PARENTS_ATTR = "hpo:tracker_parents"
 
 _FACTORS = (("mask", "f1_mask"), ("gender", "f1_gender"), ("age", "f1_age"))
 
