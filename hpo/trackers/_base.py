@@ -154,5 +154,9 @@ class Tracker(ABC):
     def end(self, outcome: RunEnd) -> None:
         """Record the outcome and pictures, and close the run."""
 
+    def scrub(self, text: str) -> str:
+        """``text`` (an error message) with this tracker's credentials hidden, for logs."""
+        return text
+
     def abandon(self) -> None:  # noqa: B027  (optional)
         """Close a run this tracker failed in (one attempt; the run is not told more)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo.components import TRACKERS
-from hpo.study import read_study_record, record_tracker_parent
+from hpo.study import mask_url, read_study_record, record_tracker_parent
 from hpo.trackers._base import RunEnd, RunInfo, Tracker, TrackerContext, epoch_metrics
 
 if TYPE_CHECKING:
@@ -92,10 +92,15 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self.experiment = experiment or context.study_name or "hpo"
         self.artifact_location = artifact_location
-        self.label = f"mlflow ({tracking_uri})"
+        self._shown_uri = mask_url(tracking_uri) if "//" in tracking_uri else tracking_uri
+        self.label = f"mlflow ({self._shown_uri})"
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._run_id: str | None = None
+
+    def scrub(self, text: str) -> str:
+        """A password or token in the tracking URI never reaches a log line."""
+        return text.replace(self.tracking_uri, self._shown_uri)
 
     @property
     def client(self) -> MlflowClient:

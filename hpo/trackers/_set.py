@@ -55,7 +55,7 @@ class TrackerSet:
                     study.study_name,
                     tracker.label,
                     type(exc).__name__,
-                    _one_line(exc),
+                    tracker.scrub(_one_line(exc)),
                 )
 
     def start(self, run: RunInfo) -> None:
@@ -97,7 +97,7 @@ class TrackerSet:
                     name,
                     tracker.label,
                     type(exc).__name__,
-                    _one_line(exc),
+                    tracker.scrub(_one_line(exc)),
                     what,
                 )
                 try:

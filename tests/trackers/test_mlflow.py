@@ -67,7 +67,9 @@ def test_every_trial_is_a_child_run_with_its_curves_state_and_pictures(
 def test_a_dead_server_costs_no_trial_and_the_log_says_what_was_lost(
     tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
 ) -> None:
-    uri = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    uri = f"http://hpo:s3cret@127.0.0.1:{port}"  # a password in the URI never reaches a log
+    shown = f"http://hpo:***@127.0.0.1:{port}"
     path = _study(tmp_path, demo_data, {"name": "mlflow", "tracking_uri": uri})
     with caplog.at_level(logging.WARNING, logger="hpo"):
         code, _, err = run_cli(
@@ -80,5 +82,6 @@ def test_a_dead_server_costs_no_trial_and_the_log_says_what_was_lost(
     # One warning per trial (not one per epoch), naming the trial, the tracker and what.
     assert len(lost) == 2, lost
     for number, line in enumerate(lost):
-        assert line.startswith(f"trial {number}: mlflow ({uri}) failed (")
+        assert line.startswith(f"trial {number}: mlflow ({shown}) failed (")
         assert line.endswith("not recorded there: the whole run")
+    assert "s3cret" not in err + "".join(r.getMessage() for r in caplog.records)
