@@ -9,6 +9,7 @@ sends the run and nothing else.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -106,7 +107,9 @@ class WandbTracker(Tracker):
                 run.log(images)
             for path in outcome.pictures:
                 if path.suffix != ".png":
-                    run.save(str(path), base_path=str(path.parent), policy="now")
+                    # A file in the run's folder is part of the run (``wandb.save`` would
+                    # symlink it and print a warning per trial).
+                    shutil.copyfile(path, Path(run.dir) / path.name)
             run.summary["state"] = outcome.state
             run.summary["outcome"] = outcome.outcome
             if outcome.value is not None:

@@ -109,3 +109,4 @@ def check_wandb_trials(runs: list[WandbRun], study: optuna.Study) -> None:
         assert run.exit_code == 0
         names = {p.name.split("_")[0] for p in run.images()}
         assert names == {"learning", "confusion"}, run.images()
+        assert (run.folder / "files" / "per_class_f1.csv").is_file()

@@ -33,5 +33,6 @@ def test_every_trial_is_a_run_of_the_study_group(
         "run", "--study", "tiny", "--config", path, "--n-trials", "2", "--quiet"
     )
     assert code == 0, err
+    assert "wandb:" not in err  # W&B's own chatter stays out of hpo's output
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
     check_wandb_trials(read_wandb_runs(tmp_path / "wb"), study)
