@@ -50,22 +50,25 @@ def study_epochs() -> int:
     return int(spec["train"]["epochs"])
 
 
-# Each arm: the sampler (``SEED`` replaced), the pruner (None: the study file's) and more
-# ``hpo run`` arguments. ``tpe`` is the shipped study as it is.
+# Each arm: the sampler (``SEED`` replaced), the pruner (None: the study file's), more
+# ``hpo run`` arguments and more ``--set`` values. ``tpe`` is the shipped study as it is.
 _NO_PRUNER = "{name: none}"
-ARMS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
-    "tpe": (None, None, ()),
-    "random": ("{name: random, seed: SEED}", None, ()),
-    "gp": ("{name: gp, seed: SEED, n_startup_trials: 8}", None, ()),
+ARMS: dict[str, tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]] = {
+    "tpe": (None, None, (), ()),
+    "random": ("{name: random, seed: SEED}", None, (), ()),
+    "gp": ("{name: gp, seed: SEED, n_startup_trials: 8}", None, (), ()),
     "tpe-independent": (
         "{name: tpe, seed: SEED, n_startup_trials: 8, multivariate: false, group: false, "
         "constant_liar: false}",
         None,
         (),
+        (),
     ),
-    "tpe-nopruner": (None, _NO_PRUNER, ()),
-    "random-nopruner": ("{name: random, seed: SEED}", _NO_PRUNER, ()),
-    "tpe-2workers": (None, None, ("--workers", "2")),
+    "tpe-nopruner": (None, _NO_PRUNER, (), ()),
+    "random-nopruner": ("{name: random, seed: SEED}", _NO_PRUNER, (), ()),
+    "tpe-2workers": (None, None, ("--workers", "2"), ()),
+    # Two validation folds per trial: the value is the mean over twice the images.
+    "tpe-2folds": (None, None, (), ("train.kfold.folds=2",)),
 }
 
 
@@ -82,7 +85,7 @@ def tuned(
     stem = f"{arm}-{seed}{_tag(run)}"
     path = tmp / f"{stem}.db"
     db = f"sqlite:///{path}"
-    sampler, pruner, args = ARMS[arm]
+    sampler, pruner, args, arm_sets = ARMS[arm]
     sets = [f"data.root={data}"]
     sets.append(
         f"study.sampler.seed={seed}"
@@ -92,7 +95,7 @@ def tuned(
     if pruner is not None:
         sets.append(f"study.pruner={pruner}")
     artifacts = tmp / f"{stem}.artifacts"
-    sets += [*extra, f"study.artifacts={artifacts}"]
+    sets += [*arm_sets, *extra, f"study.artifacts={artifacts}"]
     study_s = hpo_run(path, trials, sets, env=env, args=args)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="mask-clf", storage=db)
