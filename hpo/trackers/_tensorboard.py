@@ -15,7 +15,14 @@ from typing import Any
 
 from hpo.components import TRACKERS
 from hpo.exceptions import ConfigError
-from hpo.trackers._base import RunEnd, RunInfo, Tracker, TrackerContext, epoch_metrics
+from hpo.trackers._base import (
+    RunEnd,
+    RunInfo,
+    Tracker,
+    TrackerContext,
+    epoch_metrics,
+    flat_settings,
+)
 
 __all__ = [
     "METRIC_TAG",
@@ -48,14 +55,7 @@ def _hparam_value(value: Any) -> HParam:
 
 def flat_hparams(values: Mapping[str, Any], prefix: str = "") -> dict[str, HParam]:
     """Nested settings as dotted keys with values TensorBoard accepts (others as text)."""
-    out: dict[str, HParam] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flat_hparams(value, f"{name}."))
-        elif value is not None:
-            out[name] = _hparam_value(value)
-    return out
+    return {key: _hparam_value(value) for key, value in flat_settings(values, prefix).items()}
 
 
 class EventWriter:
