@@ -53,6 +53,7 @@ def study_epochs() -> int:
 # Each arm: the sampler (``SEED`` replaced), the pruner (None: the study file's), more
 # ``hpo run`` arguments and more ``--set`` values. ``tpe`` is the shipped study as it is.
 _NO_PRUNER = "{name: none}"
+_LATE_PRUNER = "{name: successive_halving, min_resource: 4, reduction_factor: 3}"
 ARMS: dict[str, tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "tpe": (None, None, (), ()),
     "random": ("{name: random, seed: SEED}", None, (), ()),
@@ -69,6 +70,9 @@ ARMS: dict[str, tuple[str | None, str | None, tuple[str, ...], tuple[str, ...]]]
     "tpe-2workers": (None, None, ("--workers", "2"), ()),
     # Two validation folds per trial: the value is the mean over twice the images.
     "tpe-2folds": (None, None, (), ("train.kfold.folds=2",)),
+    # The pruner's first comparison at epoch 5 (then 13) instead of 2, 4 and 10.
+    "tpe-late": (None, _LATE_PRUNER, (), ()),
+    "random-late": ("{name: random, seed: SEED}", _LATE_PRUNER, (), ()),
 }
 
 
