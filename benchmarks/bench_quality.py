@@ -111,6 +111,8 @@ def tuned(
         "best_trial": study.best_trial.number,
         "study_s": round(study_s, 1),
         "epochs_trained": sum(int(t.user_attrs.get("epochs_trained", 0)) for t in finished),
+        # Trials that ran all epochs: the study's best is one of these.
+        "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in finished),
         "best_model": best["model"],
         "best_optimizer": best["optimizer"],
         **train_and_score(config, tmp, data, env),
