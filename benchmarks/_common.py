@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,11 +229,25 @@ def score(run: Path, data: Path, tmp: Path, env: dict[str, str]) -> dict[str, fl
 
 
 def train_and_score(config: Path, tmp: Path, data: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``hpo train --full`` of ``config`` into ``tmp/run-STEM``, scored on the eval images.
+
+    A finished run already there with the same config (``--keep``) is scored, not trained again.
+    """
     run = tmp / f"run-{config.stem}"
-    start = time.perf_counter()
-    hpo("train", "--config", str(config), "--full", "--out", str(run), "--quiet", env=env)
-    train_s = time.perf_counter() - start
+    metrics = run / "metrics.json"
+    kept = run / "config.yaml"
+    if metrics.is_file() and kept.is_file() and _same_train(kept, config):
+        train_s = float(json.loads(metrics.read_text())["seconds"])
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        start = time.perf_counter()
+        hpo("train", "--config", str(config), "--full", "--out", str(run), "--quiet", env=env)
+        train_s = time.perf_counter() - start
     return {"train_s": round(train_s, 1), **score(run, data, tmp, env)}
+
+
+def _same_train(a: Path, b: Path) -> bool:
+    return yaml.safe_load(a.read_text()).get("train") == yaml.safe_load(b.read_text()).get("train")
 
 
 def demo_data(root: Path, profiles: int, seed: int = 0, *, eval_images: int | None = None) -> Path:

@@ -22,6 +22,8 @@ the runs with ``_min`` and ``_max``.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from _common import (
     Emitter,
     demo_data,
     export_best,
+    hpo,
     hpo_run,
     log,
     parser,
@@ -119,6 +122,53 @@ def tuned(
     }
 
 
+def recheck(
+    arm: str, seed: int, k: int, data: Path, tmp: Path, env: dict[str, str], run: int = 0
+) -> dict[str, Any]:
+    """The study's top ``k`` each trained on all its folds; the one with the best out-of-fold
+    macro-F1 (``hpo ensemble --size 1``) retrained on all data and scored.
+
+    A study's value is one fold's validation macro-F1, so its best is partly luck; the top few
+    measured on every training image instead of one fold's are ranked on steadier ground.
+    """
+    stem = f"{arm}-{seed}{_tag(run)}"
+    top = tmp / f"top{k}-{stem}"
+    if not top.is_dir():
+        hpo("export", "--study", "mask-clf", "--storage", f"sqlite:///{tmp / f'{stem}.db'}",
+            "--top", str(k), "--out", str(top))  # fmt: skip
+    # Best first, as export ranks them (value, then trial number).
+    ranked = sorted(
+        top.glob("*.yaml"),
+        key=lambda p: (-yaml.safe_load(p.read_text())["provenance"]["value"], p.name),
+    )
+    runs, seconds = [], 0.0
+    for config in ranked:
+        folds = tmp / f"folds-{stem}-{config.stem}"
+        metrics = folds / "metrics.json"
+        if not metrics.is_file():
+            shutil.rmtree(folds, ignore_errors=True)
+            hpo("train", "--config", str(config), "--folds", "all", "--quiet", "--out",
+                str(folds), env=env)  # fmt: skip
+        seconds += float(json.loads(metrics.read_text())["seconds"])
+        runs.append(folds.resolve())
+    pick = tmp / f"pick-{stem}.yaml"
+    hpo("ensemble", *(a for r in runs for a in ("--run", str(r))), "--size", "1", "--out",
+        str(pick), env=env)  # fmt: skip
+    chosen = yaml.safe_load(pick.read_text())
+    rank = runs.index((pick.parent / chosen["runs"][0]["run"]).resolve())
+    # The study's own best is the kept ``best-STEM`` run: scored again, not retrained.
+    config = tmp / f"best-{stem}.yaml" if rank == 0 else ranked[rank]
+    return {
+        "recheck": k,
+        "candidates": len(runs),
+        "rank": rank,
+        "trial": yaml.safe_load(ranked[rank].read_text())["provenance"]["trial"],
+        "oof_macro_f1": round(chosen["oof_macro_f1"], 4),
+        "recheck_s": round(seconds, 1),
+        **train_and_score(config, tmp, data, env),
+    }
+
+
 def fixed(name: str, train: dict[str, Any], size: list[int], data: Path, tmp: Path,
           env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
     config = tmp / f"{name}.yaml"
@@ -163,6 +213,13 @@ def main() -> None:
     p.add_argument("--ceiling-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
     p.add_argument("--set", action="append", default=[], help="more hpo run --set KEY=VALUE")
     p.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the studies here")
+    p.add_argument(
+        "--recheck",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also train each study's top K on all folds and score the best out-of-fold one",
+    )
     args = p.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     trials = args.trials or (4 if args.quick else 50)
@@ -181,6 +238,11 @@ def main() -> None:
                 log(f"seed {seed}: {arm}, {trials} trials of {epochs} epochs ...")
                 runs = [tuned(arm, seed, trials, data, tmp, extra, env, k) for k in reps]
                 emit(sampler=arm, seed=seed, trials=trials, epochs=epochs, **summarize(runs))
+                if args.recheck:
+                    log(f"seed {seed}: {arm}'s top {args.recheck} on all folds ...")
+                    checked = [recheck(arm, seed, args.recheck, data, tmp, env, k) for k in reps]
+                    emit(sampler=f"{arm}+recheck", seed=seed, trials=trials, epochs=epochs,
+                         **summarize(checked))  # fmt: skip
             if not args.no_baseline:
                 log(f"seed {seed}: the baseline's defaults, {epochs} epochs ...")
                 train = {
