@@ -9,9 +9,46 @@ from pathlib import Path
 
 import pytest
 
-from hpo.testing.pictures import PicturesStudy, run_pictures_study
-from hpo.testing.postgres import PostgresServer, require_postgres_bindir
-from hpo.testing.postgres import postgres_server as _postgres_server
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Under pytest-xdist each test process gets its share of the cores as torch threads, and so do
+# the hpo processes tests start (they inherit the environment): with every process at full
+# threads the cores are oversubscribed and torch slows down many times over. Set before torch
+# is imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = max(1, _cores() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = str(_share)
+
+from hpo.testing.pictures import PicturesStudy, run_pictures_study  # noqa: E402
+from hpo.testing.postgres import PostgresServer, require_postgres_bindir  # noqa: E402
+from hpo.testing.postgres import postgres_server as _postgres_server  # noqa: E402
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one test process per core, at most 4 (more only adds start-up and servers)."""
+    return min(4, _cores())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first, so parallel runs do not end on one; shared set-ups in one process.
+
+    The Slurm tests share the one-node cluster and run one after another; the picture tests
+    share one session study, made once in the process that runs them all.
+    """
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif "pictures_study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pictures"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 # Tests run on the CPU: GPUs are hidden unless HPO_TEST_CUDA=1 keeps them visible, so that
 # `HPO_TEST_CUDA=1 pytest` on a GPU machine runs the CUDA tests too (they skip without one).
