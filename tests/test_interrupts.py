@@ -152,9 +152,12 @@ def test_a_second_signal_stops_a_process_that_ignores_the_first(tmp_path: Path) 
         from hpo.exceptions import Interrupted
 
         with stop_on_signals():
-            print("ready")
+            ready = False
             while True:  # swallows every Interrupted, as a lost raise would
                 try:
+                    if not ready:  # inside the try: a signal right after it is swallowed too
+                        print("ready")
+                        ready = True
                     time.sleep(0.05)
                 except Interrupted:
                     print("ignored")

@@ -39,11 +39,18 @@ def test_no_cluster_skips_unless_ci_requires_one(
 
 @contextlib.contextmanager
 def _sleeper(**env: str) -> Iterator[int]:
-    """The pid of a process running with exactly ``env`` (and a PATH)."""
+    """The pid of a process running with exactly ``env`` (and a PATH).
+
+    Yielded once the program has started: until its exec, /proc shows the parent's environment.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], env={"PATH": "/usr/bin", **env}
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        env={"PATH": "/usr/bin", **env},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
+        assert process.stdout is not None and process.stdout.readline() == "up\n"
         yield process.pid
     finally:
         process.kill()
