@@ -52,6 +52,7 @@ def test_greedy_selection_matches_the_hand_computed_steps() -> None:
     # -> 0,0,1,1 (1.0): B, the lower index. Step 3: A+B+A = 0.23,0.33,0.7,0.57 -> 1.0, A first.
     # The kept ensemble is the shortest prefix with the best score: A and B, one each.
     sel = greedy_select([a, b, c], labels, size=3)
+    assert sel.alone == pytest.approx([(0.8 + 2 / 3) / 2, 0.5, (0.8 + 2 / 3) / 2])
     assert [pick for pick, _ in sel.steps] == [0, 1, 0]
     assert [score for _, score in sel.steps] == pytest.approx([(0.8 + 2 / 3) / 2, 1.0, 1.0])
     assert sel.kept == 2
@@ -224,6 +225,35 @@ def test_ensemble_then_predict_and_score(demo: Demo, run_cli: Any, tmp_path: Pat
     singles = [predict_run(r, demo.data, device=cpu).proba for r in demo.runs]
     np.testing.assert_allclose(both.proba, 0.75 * singles[0] + 0.25 * singles[1], atol=1e-6)
     assert both.mode == "runs" and both.n_models == 4
+
+
+@pytest.mark.slow
+def test_each_run_alone_is_ranked_and_the_best_retrains_on_all_data(
+    demo: Demo, run_cli: Any, tmp_path: Path
+) -> None:
+    args = [a for run in demo.runs for a in ("--run", run)]
+    code, out, err = run_cli("ensemble", *args, "--size", "1", "--out", tmp_path / "one.yaml")
+    assert code == 0, err
+    alone = [line.split() for line in out.splitlines() if line.startswith("alone: ")]
+    assert sorted(Path(words[1]) for words in alone) == sorted(demo.runs)
+    scores = [float(words[-1]) for words in alone]
+    assert scores == sorted(scores, reverse=True)
+    # One selection step picks the best run alone, with the score listed for it.
+    one = load_ensemble(tmp_path / "one.yaml")
+    assert [r.resolve() for r in one.runs] == [Path(alone[0][1]).resolve()]
+    assert round(one.score, 4) == scores[0]
+    [hint] = [line for line in out.splitlines() if line.startswith("next: ")]
+    config = Path(hint.split("--config ")[1].split()[0])
+    assert config == Path(alone[0][1]) / "config.yaml"
+    code, _, err = run_cli(
+        "train", "--config", config, "--full", "--device", "cpu", "--quiet", "--out",
+        tmp_path / "full",
+    )  # fmt: skip
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert metrics["mode"] == "full"
+    trained = yaml.safe_load((tmp_path / "full" / "config.yaml").read_text())["train"]
+    assert trained["optimizer"] == yaml.safe_load(config.read_text())["train"]["optimizer"]
 
 
 def _copy_run(src: Path, dst: Path, edit: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -42,9 +43,15 @@ def ensemble(run_dirs: tuple[Path, ...], out: Path, size: int, thresholds: bool)
     """Greedy forward selection with replacement (Caruana et al. 2004) maximizing the
     out-of-fold macro-F1 of the averaged probabilities; writes each run's weight."""
     from hpo.ensemble import select_ensemble, write_ensemble
+    from hpo.train.runner import CONFIG_FILE
 
     chosen, selection = select_ensemble(list(run_dirs), size=size, thresholds=thresholds)
     names = [str(r) for r in run_dirs]
+    # Each run alone, best first: on small data a study's best trial is partly luck (one fold's
+    # validation images), and this ranks the configs on every training image.
+    ranked = sorted(range(len(names)), key=lambda k: (-selection.alone[k], k))
+    for k in ranked:
+        click.echo(f"alone: {names[k]}  out-of-fold macro-F1 {selection.alone[k]:.4f}")
     width = len(str(size))
     for step, (pick, score) in enumerate(selection.steps, start=1):
         mark = "" if step <= selection.kept else "  (not kept)"
@@ -63,4 +70,9 @@ def ensemble(run_dirs: tuple[Path, ...], out: Path, size: int, thresholds: bool)
     click.echo(
         f"wrote {out}: {len(chosen.runs)} of {len(run_dirs)} run(s), {selection.kept} step(s), "
         f"out-of-fold macro-F1 {selection.score:.4f}"
+    )
+    best = shlex.quote(str(run_dirs[ranked[0]] / CONFIG_FILE))
+    click.echo(
+        f"next: hpo predict --ensemble {shlex.quote(str(out))} --data DIR, or the best run alone "
+        f"on all data: hpo train --config {best} --full"
     )
