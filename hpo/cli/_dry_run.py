@@ -53,6 +53,6 @@ def print_dry_run(
     lines.append("one sampled trial's config (what `hpo export` would write for it):")
     click.echo("\n".join(lines))
     click.echo(dump_yaml(checked.sample.to_dict()), nl=False)
-    for warning in warnings:
+    for warning in [*warnings, *(f"warning: {w}" for w in checked.warnings)]:
         click.echo(warning, err=True)
     click.echo("dry run: nothing trained, nothing written")

@@ -112,10 +112,14 @@ class SamplerInfo:
             trial number, so workers sharing a study file do not repeat each other's points.
             False where the seed must stay one per study (grid: it fixes the grid's order, and
             the sampler already hands each trial an unvisited point).
+        complete_only: It models complete trials only (Optuna's GP and CMA-ES samplers): a
+            pruned trial teaches it nothing, so under a pruner it samples at random until
+            ``n_startup_trials`` trials have completed.
     """
 
     exhaustible: bool = False
     seed_per_trial: bool = True
+    complete_only: bool = False
 
 
 @dataclass(frozen=True)

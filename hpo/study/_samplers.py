@@ -49,7 +49,7 @@ def random(grid: Grid, *, seed: int | None = None) -> optuna.samplers.BaseSample
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-@SAMPLERS.register("gp")
+@SAMPLERS.register("gp", info=SamplerInfo(complete_only=True))
 def gp(
     grid: Grid,
     *,
@@ -66,7 +66,7 @@ def gp(
     )
 
 
-@SAMPLERS.register("cmaes")
+@SAMPLERS.register("cmaes", info=SamplerInfo(complete_only=True))
 def cmaes(
     grid: Grid,
     *,
