@@ -331,6 +331,7 @@ def prepare_session(
     n_trials: int | None = None,
     warm_start: str | None = None,
     warm_start_storage: str | None = None,
+    warn: bool = True,
 ) -> TuneSession:
     """Validate the study file, read the data's file table, open (or create) the study.
 
@@ -351,7 +352,8 @@ def prepare_session(
     ``warm_start_storage``, else the storage this study's name resolves to with the other
     name) that fit this space are imported, unless they were before (:mod:`hpo.study._warm`).
     The source study is checked (it exists, same direction, not this study) before anything
-    is written.
+    is written. ``warn``: log :func:`sampler_warnings` (a supervised worker leaves that to its
+    supervisor, which has said it once).
     """
     overrides = tuple(overrides)
     spec = _load_spec(name, config, overrides)
@@ -384,7 +386,7 @@ def prepare_session(
     )
     if loaded is None and spec.name not in list_study_names(rdb):
         loaded = load_training_data(base.data, advance=advance)  # a new study: read first
-    for warning in sampler_warnings(spec):
+    for warning in sampler_warnings(spec) if warn else []:
         _log.warning(warning)
     sampler = build_sampler(spec.study.sampler, grid=space.grid)
     pruner = build_pruner(spec.study.pruner)

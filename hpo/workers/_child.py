@@ -68,7 +68,7 @@ def run_child(
         out.write(encode(message) + "\n")
         out.flush()
 
-    session = request.open_session()
+    session = request.open_session(warn=False)  # the supervisor has warned once
     session.objective.on_event = lambda event: send(_message(event))
     worker = session.objective.worker
     send(Ready(host=worker["host"], pid=worker["pid"], device=worker["device"]))

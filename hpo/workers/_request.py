@@ -48,7 +48,9 @@ class WorkerRequest:
     warm_start: str | None = None
     warm_start_storage: str | None = None
 
-    def open_session(self, *, advance: Callable[[int, int], None] | None = None) -> TuneSession:
+    def open_session(
+        self, *, advance: Callable[[int, int], None] | None = None, warn: bool = True
+    ) -> TuneSession:
         """Set this process up for the worker, check everything, open the study, load the data.
 
         The process-wide switches (torch threads, the device's backend settings: cuDNN
@@ -56,6 +58,7 @@ class WorkerRequest:
 
         Args:
             advance: Told ``advance(done, total)`` while the images are decoded.
+            warn: Log the study file's warnings (a supervised child leaves them to its parent).
 
         Raises:
             HPOError: The device, study file, data or storage is not usable (one line saying
@@ -76,6 +79,7 @@ class WorkerRequest:
             n_trials=self.n_trials,
             warm_start=self.warm_start,
             warm_start_storage=self.warm_start_storage,
+            warn=warn,
         )
 
     def command(self, *, parent: int) -> list[str]:

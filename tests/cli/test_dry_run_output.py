@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,13 +77,18 @@ def test_a_sampler_that_ignores_pruned_trials_under_a_pruner_is_warned_of(
     assert "Use tpe" in line and "{name: none}" in line
 
 
-def test_the_run_itself_warns_once_before_its_trials(
-    tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
-) -> None:
+def _gp_study(tmp_path: Path, demo_data: Path) -> Path:
     study_file = tmp_path / "tiny.yaml"
     study = {"sampler": {"name": "gp", "seed": 0}, "pruner": {"name": "median"}}
     space = {"train.optimizer.lr": {"float": [1.0e-3, 1.0e-2], "log": True}}
     study_file.write_text(tiny_study(demo_data, study=study, search_space=space, epochs=1))
+    return study_file
+
+
+def test_the_run_itself_warns_once_before_its_trials(
+    tmp_path: Path, demo_data: Path, run_cli: CliRun, caplog: pytest.LogCaptureFixture
+) -> None:
+    study_file = _gp_study(tmp_path, demo_data)
     storage = f"sqlite:///{tmp_path / 'tiny.db'}"
     with caplog.at_level(logging.WARNING, logger="hpo.tune"):
         code, _, err = run_cli(
@@ -90,3 +98,18 @@ def test_the_run_itself_warns_once_before_its_trials(
     assert code == 0, err
     warned = [r.getMessage() for r in caplog.records if r.name == "hpo.tune"]
     assert len(warned) == 1 and "gp learns from complete trials only" in warned[0]
+
+
+def test_supervised_workers_leave_the_warning_to_their_supervisor(
+    tmp_path: Path, demo_data: Path
+) -> None:
+    study_file = _gp_study(tmp_path, demo_data)
+    storage = f"sqlite:///{tmp_path / 'tiny.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "hpo", "run", "--study", "tiny", "--config", str(study_file),
+         "--storage", storage, "--n-trials", "2", "--workers", "2"],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Once, from the supervisor; each worker's relayed output would repeat it otherwise.
+    assert (done.stdout + done.stderr).count("learns from complete trials only") == 1
