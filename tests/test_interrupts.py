@@ -155,12 +155,12 @@ def test_a_second_signal_stops_a_process_that_ignores_the_first(tmp_path: Path) 
             ready, ignored, told = False, 0, 0
             while True:  # swallows every Interrupted, as a lost raise would
                 try:  # the prints inside the try: a signal during one is swallowed too
-                    if not ready:
-                        print("ready")
+                    if not ready:  # marked first: a signal after the print never repeats it
                         ready = True
+                        print("ready")
                     if told < ignored:
-                        print("ignored")
                         told = ignored
+                        print("ignored")
                     time.sleep(0.05)
                 except Interrupted:
                     ignored += 1
